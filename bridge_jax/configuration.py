@@ -1,0 +1,256 @@
+"""The experiment config: defaults, methods, and validation before any compile.
+
+Configs are ``ml_collections.ConfigDict`` objects. ``configs/*.py`` start from
+:func:`base_config` and override fields; ``--config.x.y=...`` flags override
+them again. :func:`validate_config` checks every field with one clear message
+per problem, so a typo or an impossible setting fails in a second, not after a
+compile or hours of training.
+
+Methods (METHOD.md §7) are points of one space; the method chooses the critic
+input, the critic objective and the encoder/decoder objective:
+
+    method        α used                 critic input  generator objective
+    bridge        config.alpha schedule  (x, z)        bridge_loss
+    vae           ≡ 1                    (x, z)        bridge_loss = negative ELBO
+    adversarial   ≡ 0                    (x, z)        bridge_loss = B_0 (ALI/BiGAN-like)
+    fgan          config.alpha schedule  x             B_α only (no encoder)
+    nsgan         —                      x             −log D(G(z)) (no encoder)
+    hybrid        —                      x             negative ELBO + β·(−log D)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import ml_collections
+
+from bridge_jax import schedules
+
+METHODS = ("bridge", "vae", "adversarial", "fgan", "nsgan", "hybrid")
+JOINT_CRITIC_METHODS = ("bridge", "vae", "adversarial")
+ENCODER_METHODS = ("bridge", "vae", "adversarial", "hybrid")
+DATASETS = ("ring", "grid", "mnist", "stacked_mnist", "tfds")
+TFDS_DEFAULT_IMAGE_SIZE = {"mnist": 28, "cifar10": 32, "celeb_a": 64}
+PARALLEL_MODES = ("jit", "pmap")
+NONFINITE_POLICIES = ("stop", "skip")
+DTYPES = ("float32", "bfloat16")
+
+
+class ConfigError(ValueError):
+    """A config field is missing, of the wrong type, or out of range."""
+
+
+def base_config() -> ml_collections.ConfigDict:
+    """Every field with its default: a small α-Bridge on the ring of 8 Gaussians."""
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+    c.method = "bridge"
+    c.num_steps = 2000
+    c.batch_size = 256  # global batch, over all hosts and devices
+    c.parallel = "jit"  # "jit" (NamedSharding over a mesh) or "pmap"
+    c.nonfinite_policy = "stop"  # "stop" (save last good state, exit) or "skip"
+
+    c.data = ml_collections.ConfigDict()
+    c.data.name = "ring"
+    c.data.tfds_name = ""  # for data.name == "tfds": mnist, cifar10, celeb_a, ...
+    c.data.data_dir = ""  # tfds data_dir (prepared offline)
+    c.data.split = "train"
+    c.data.image_size = 0  # 0: the dataset's native/default size
+
+    c.model = ml_collections.ConfigDict()
+    c.model.arch = "mlp"  # "mlp" (2-D) or "dcgan" (images)
+    c.model.latent_dim = 2
+    c.model.width = 128
+    c.model.depth = 2
+    c.model.likelihood = "gaussian"  # "gaussian" or "bernoulli"
+    c.model.scale = "scalar"  # learned decoder scale: "scalar" or "per_pixel"
+    c.model.init_log_scale = math.log(0.1)
+    c.model.min_log_scale = math.log(1e-3)
+    c.model.upsample = "subpixel"  # "subpixel" or "transpose"
+    c.model.dtype = "float32"  # compute dtype; parameters stay float32
+
+    c.alpha = ml_collections.ConfigDict()
+    c.alpha.schedule = "cosine"
+    c.alpha.start = 1.0
+    c.alpha.end = 0.0
+    c.alpha.transition_begin = 0
+    c.alpha.transition_steps = -1  # -1: num_steps − transition_begin
+    c.alpha.num_stages = 4
+    c.alpha.decay_rate = 0.01
+    c.alpha.mix = "quadratic"  # λ(α) of the bridge loss
+    c.alpha.self_normalize = False
+
+    c.critic = ml_collections.ConfigDict()
+    c.critic.loss = "logistic"  # "logistic" or "bound"
+    c.critic.steps = 1  # critic updates per generator update
+    c.critic.learning_rate = 1e-3
+    c.critic.b1 = 0.5
+    c.critic.b2 = 0.999
+    c.critic.clip_norm = 10.0
+
+    c.generator = ml_collections.ConfigDict()
+    c.generator.learning_rate = 1e-3
+    c.generator.b1 = 0.5
+    c.generator.b2 = 0.999
+    c.generator.clip_norm = 10.0
+    c.hybrid_weight = 1.0  # β of the VAE-GAN hybrid
+
+    c.log_every = 50
+    c.sample_every = 500
+    c.checkpoint_every = 500
+    c.keep_checkpoints = 3
+    c.num_final_samples = 10_000
+    c.progress_bar = True
+    return c
+
+
+def effective_alpha_schedule(config: ml_collections.ConfigDict) -> schedules.Schedule:
+    """The α schedule the method uses (constant 1 for vae, 0 for adversarial)."""
+    if config.method == "vae":
+        return schedules.constant(1.0)
+    if config.method == "adversarial":
+        return schedules.constant(0.0)
+    a = config.alpha
+    steps = a.transition_steps if a.transition_steps > 0 else config.num_steps - a.transition_begin
+    return schedules.make_alpha_schedule(
+        a.schedule, alpha_start=float(a.start), alpha_end=float(a.end),
+        transition_steps=max(int(steps), 1), transition_begin=int(a.transition_begin),
+        num_stages=int(a.num_stages), decay_rate=float(a.decay_rate))
+
+
+def critic_input(config: ml_collections.ConfigDict) -> str:
+    """'joint' for d(x, z) (bridge, vae, adversarial), else 'x'."""
+    return "joint" if config.method in JOINT_CRITIC_METHODS else "x"
+
+
+def _require(cond: bool, message: str) -> None:
+    if not cond:
+        raise ConfigError(message)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _choice(name: str, value, allowed) -> None:
+    _require(value in allowed, f"{name}={value!r} is not one of {tuple(allowed)}")
+
+
+def _positive_int(name: str, value) -> None:
+    _require(_is_int(value) and value > 0, f"{name} must be a positive integer, got {value!r}")
+
+
+def _positive_number(name: str, value) -> None:
+    _require(_is_number(value) and value > 0, f"{name} must be a positive number, got {value!r}")
+
+
+def validate_config(
+    config: ml_collections.ConfigDict,
+    *,
+    num_devices: int = 1,
+    process_count: int = 1,
+    workdir: str | None = None,
+) -> None:
+    """Raises ConfigError naming the first invalid field; returns None if all are valid."""
+    c = config
+    _choice("method", c.method, METHODS)
+    _require(_is_int(c.seed), f"seed must be an integer, got {c.seed!r}")
+    _positive_int("num_steps", c.num_steps)
+    _positive_int("batch_size", c.batch_size)
+    _choice("parallel", c.parallel, PARALLEL_MODES)
+    _choice("nonfinite_policy", c.nonfinite_policy, NONFINITE_POLICIES)
+    _require(c.batch_size % process_count == 0,
+             f"batch_size={c.batch_size} is not divisible by the {process_count} hosts")
+    _require(c.batch_size % num_devices == 0,
+             f"batch_size={c.batch_size} is not divisible by the {num_devices} devices; "
+             f"use a multiple of {num_devices}")
+
+    _choice("data.name", c.data.name, DATASETS)
+    if c.data.name == "tfds":
+        _require(bool(c.data.tfds_name), "data.tfds_name is required when data.name='tfds' "
+                 f"(e.g. one of {tuple(TFDS_DEFAULT_IMAGE_SIZE)})")
+        _require(bool(c.data.data_dir), "data.data_dir is required when data.name='tfds': "
+                 "datasets are read offline from a prepared tfds data_dir")
+        _require(os.path.isdir(c.data.data_dir),
+                 f"data.data_dir={c.data.data_dir!r} does not exist or is not a directory")
+    _require(_is_int(c.data.image_size) and c.data.image_size >= 0,
+             f"data.image_size must be a non-negative integer, got {c.data.image_size!r}")
+
+    m = c.model
+    _choice("model.arch", m.arch, ("mlp", "dcgan"))
+    is_2d = c.data.name in ("ring", "grid")
+    _require(is_2d == (m.arch == "mlp"),
+             f"model.arch={m.arch!r} does not fit data.name={c.data.name!r}: "
+             "use 'mlp' for the 2-D mixtures and 'dcgan' for images")
+    _positive_int("model.latent_dim", m.latent_dim)
+    _positive_int("model.width", m.width)
+    _positive_int("model.depth", m.depth)
+    _choice("model.likelihood", m.likelihood, ("gaussian", "bernoulli"))
+    _choice("model.scale", m.scale, ("scalar", "per_pixel"))
+    _choice("model.upsample", m.upsample, ("subpixel", "transpose"))
+    _choice("model.dtype", m.dtype, DTYPES)
+    _require(_is_number(m.init_log_scale) and _is_number(m.min_log_scale)
+             and m.init_log_scale > m.min_log_scale,
+             "model.init_log_scale must be a number above model.min_log_scale, got "
+             f"{m.init_log_scale!r} and {m.min_log_scale!r}")
+    _require(not (is_2d and m.likelihood == "bernoulli"),
+             "model.likelihood='bernoulli' needs images in [0, 1]; use 'gaussian' for 2-D data")
+
+    a = c.alpha
+    _choice("alpha.schedule", a.schedule, schedules.SCHEDULES)
+    for name in ("start", "end"):
+        v = a[name]
+        _require(_is_number(v) and 0.0 <= v <= 1.0, f"alpha.{name} must lie in [0, 1], got {v!r}")
+    _require(_is_int(a.transition_begin) and 0 <= a.transition_begin < c.num_steps,
+             f"alpha.transition_begin must be in [0, num_steps), got {a.transition_begin!r}")
+    _require(_is_int(a.transition_steps) and (a.transition_steps > 0 or a.transition_steps == -1),
+             f"alpha.transition_steps must be positive or -1, got {a.transition_steps!r}")
+    _positive_int("alpha.num_stages", a.num_stages)
+    _require(_is_number(a.decay_rate) and 0 < a.decay_rate < 1,
+             f"alpha.decay_rate must lie in (0, 1), got {a.decay_rate!r}")
+    _choice("alpha.mix", a.mix, ("quadratic", "smoothstep"))
+    _require(isinstance(a.self_normalize, bool), "alpha.self_normalize must be true or false")
+
+    _choice("critic.loss", c.critic.loss, ("logistic", "bound"))
+    _positive_int("critic.steps", c.critic.steps)
+    for side in ("critic", "generator"):
+        opt = c[side]
+        _positive_number(f"{side}.learning_rate", opt.learning_rate)
+        for b in ("b1", "b2"):
+            _require(_is_number(opt[b]) and 0 <= opt[b] < 1,
+                     f"{side}.{b} must lie in [0, 1), got {opt[b]!r}")
+        _positive_number(f"{side}.clip_norm", opt.clip_norm)
+    _require(_is_number(c.hybrid_weight) and c.hybrid_weight >= 0,
+             f"hybrid_weight must be a non-negative number, got {c.hybrid_weight!r}")
+
+    for name in ("log_every", "sample_every", "checkpoint_every", "keep_checkpoints"):
+        _positive_int(name, c[name])
+    _require(_is_int(c.num_final_samples) and c.num_final_samples >= 0,
+             f"num_final_samples must be a non-negative integer, got {c.num_final_samples!r}")
+
+    if workdir is not None:
+        parent = workdir
+        while parent and not os.path.exists(parent):
+            parent = os.path.dirname(parent.rstrip("/"))
+        parent = parent or "."
+        _require(os.path.isdir(parent) and os.access(parent, os.W_OK),
+                 f"workdir={workdir!r} is not writable (checked {parent!r})")
+
+
+def shrink_for_tests(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """The ``tiny`` variant: a few steps of a small model, for tests and smoke runs."""
+    config.num_steps = 4
+    config.batch_size = 16
+    config.model.width = 8 if config.model.arch == "dcgan" else 16
+    config.model.depth = 1
+    config.log_every = 2
+    config.sample_every = 4
+    config.checkpoint_every = 2
+    config.num_final_samples = 64
+    config.progress_bar = False
+    return config

@@ -1,0 +1,99 @@
+"""Side effects of training: metric files and sample pictures (process 0 only).
+
+  metrics.jsonl        one JSON object per logged step: {"step": s, name: value, ...}
+  tensorboard/         TensorBoard event files (tensorboardX: no TensorFlow needed)
+  samples/step_N.png   a scatter plot (2-D data) or an image grid
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: files only
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+class MetricWriter:
+    """Appends scalars to metrics.jsonl and TensorBoard; a no-op when disabled."""
+
+    def __init__(self, workdir: str, enabled: bool = True):
+        self.enabled = enabled
+        self._tb = None
+        self._jsonl = None
+        if enabled:
+            from tensorboardX import SummaryWriter
+
+            os.makedirs(workdir, exist_ok=True)
+            self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a", buffering=1)
+            self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+
+    def write_scalars(self, step: int, scalars: dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        clean = {k: (float(v) if math.isfinite(float(v)) else str(float(v)))
+                 for k, v in scalars.items()}
+        self._jsonl.write(json.dumps({"step": int(step), **clean}) + "\n")
+        for name, value in scalars.items():
+            self._tb.add_scalar(name, float(value), int(step))
+
+    def write_image(self, step: int, name: str, png_path: str) -> None:
+        """Adds a saved PNG to TensorBoard as an image."""
+        if not self.enabled:
+            return
+        image = plt.imread(png_path)[..., :3]
+        self._tb.add_image(name, image, int(step), dataformats="HWC")
+
+    def close(self) -> None:
+        if self.enabled:
+            self._jsonl.close()
+            self._tb.close()
+
+
+def read_metrics(workdir: str) -> list[dict]:
+    """All records of metrics.jsonl, in order."""
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def save_scatter(samples: np.ndarray, path: str, centers: np.ndarray | None = None,
+                 title: str = "", limit: float | None = None) -> None:
+    """Scatter plot of 2-D samples, with the mixture's centres marked."""
+    fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
+    ax.scatter(samples[:, 0], samples[:, 1], s=2, alpha=0.4, color="tab:blue", linewidths=0)
+    if centers is not None:
+        ax.scatter(centers[:, 0], centers[:, 1], s=30, marker="x", color="tab:red")
+        if limit is None:
+            limit = 1.5 * float(np.abs(centers).max())
+    if limit is not None:
+        ax.set_xlim(-limit, limit)
+        ax.set_ylim(-limit, limit)
+    ax.set_aspect("equal")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def image_grid(images: np.ndarray, columns: int = 8) -> np.ndarray:
+    """Tiles (N, H, W, C) images in [0, 1] into one (rows·H, columns·W, C) array."""
+    n, h, w, c = images.shape
+    rows = math.ceil(n / columns)
+    grid = np.ones((rows * h, columns * w, c), dtype=np.float32)
+    for i, image in enumerate(images):
+        r, col = divmod(i, columns)
+        grid[r * h:(r + 1) * h, col * w:(col + 1) * w] = image
+    return grid
+
+
+def save_image_grid(images: np.ndarray, path: str, columns: int = 8) -> None:
+    """Saves an image grid as PNG (grey for one channel)."""
+    grid = np.clip(image_grid(images, columns), 0.0, 1.0)
+    if grid.shape[-1] == 1:
+        plt.imsave(path, grid[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
+    else:
+        plt.imsave(path, grid)

@@ -1,0 +1,96 @@
+"""One pytree train state: step, every parameter, both optimizer states, RNG.
+
+    TrainState
+      step                 int32 scalar; α = schedule(step) inside the step
+      params               {"encoder": φ, "decoder": θ, "critic": ψ}
+      gen_opt_state        optax state over {"encoder", "decoder"}
+      critic_opt_state     optax state over ψ
+      rng                  raw uint32[2] key; per-step keys are fold_in(rng, step)
+      nonfinite_count      updates skipped because a loss or gradient was not finite
+      first_nonfinite_step step of the first skipped update, −1 if none
+      first_nonfinite_what bit mask of the non-finite quantities at that step
+
+The two optax chains (clip by global norm → Adam) are static fields: they are
+part of the program, not of the data, so checkpoints hold arrays only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+from flax import struct
+
+from bridge_jax import models as models_lib
+
+GENERATOR_KEYS = ("encoder", "decoder")
+
+
+class TrainState(struct.PyTreeNode):
+    step: jax.Array
+    params: dict[str, Any]
+    gen_opt_state: Any
+    critic_opt_state: Any
+    rng: jax.Array
+    nonfinite_count: jax.Array
+    first_nonfinite_step: jax.Array
+    first_nonfinite_what: jax.Array
+    gen_tx: optax.GradientTransformation = struct.field(pytree_node=False)
+    critic_tx: optax.GradientTransformation = struct.field(pytree_node=False)
+
+    @property
+    def generator_params(self) -> dict[str, Any]:
+        return {k: self.params[k] for k in GENERATOR_KEYS}
+
+
+def make_optimizer(opt_config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+    """clip_by_global_norm(clip_norm) → Adam(learning_rate, b1, b2)."""
+    return optax.chain(
+        optax.clip_by_global_norm(float(opt_config.clip_norm)),
+        optax.adam(float(opt_config.learning_rate), b1=float(opt_config.b1),
+                   b2=float(opt_config.b2)),
+    )
+
+
+def model_config(config: ml_collections.ConfigDict) -> models_lib.ModelConfig:
+    """The models' own config, from the experiment config."""
+    from bridge_jax import configuration
+
+    m = config.model
+    return models_lib.ModelConfig(
+        arch=m.arch, latent_dim=int(m.latent_dim), width=int(m.width), depth=int(m.depth),
+        likelihood=m.likelihood, scale=m.scale, init_log_scale=float(m.init_log_scale),
+        min_log_scale=float(m.min_log_scale), upsample=m.upsample,
+        critic_input=configuration.critic_input(config),
+        dtype=jnp.bfloat16 if m.dtype == "bfloat16" else jnp.float32,
+    )
+
+
+def create_train_state(
+    config: ml_collections.ConfigDict,
+    models: models_lib.Models,
+    example_shape: tuple[int, ...],
+    rng: jax.Array,
+) -> TrainState:
+    """Initialises parameters and both optimizer states from a raw uint32[2] key."""
+    init_key, state_key = jax.random.split(rng)
+    params = models_lib.init_params(models, init_key, example_shape,
+                                    int(config.model.latent_dim))
+    gen_tx = make_optimizer(config.generator)
+    critic_tx = make_optimizer(config.critic)
+    gen_params = {k: params[k] for k in GENERATOR_KEYS}
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        gen_opt_state=gen_tx.init(gen_params),
+        critic_opt_state=critic_tx.init(params["critic"]),
+        rng=state_key,
+        nonfinite_count=jnp.zeros((), jnp.int32),
+        first_nonfinite_step=jnp.full((), -1, jnp.int32),
+        first_nonfinite_what=jnp.zeros((), jnp.int32),
+        gen_tx=gen_tx,
+        critic_tx=critic_tx,
+    )

@@ -1,0 +1,242 @@
+"""The pure train step ``(state, batch) -> (state, metrics)`` and the sampler.
+
+One step, one compiled function (METHOD.md §5):
+  1. α = schedule(step); keys = fold_in(rng, step).
+  2. ``critic.steps`` critic updates on the batch (fresh model-side noise each),
+     encoder/decoder frozen: minimise ``losses.critic_loss``.
+  3. One encoder/decoder update with the critic frozen, on the method's
+     objective (see :mod:`bridge_jax.configuration`): one critic pass per side
+     serves both the weights w (stop-gradient) and B_α.
+  4. If any loss or gradient norm is non-finite, the update is discarded
+     (state kept), counted, and the first such step recorded; under the
+     "stop" policy every later step is a no-op, so the state stays the last
+     good one until the loop sees the flag and stops.
+
+Noise is drawn per example from fold_in(key, global example index), so a
+global batch gets the same noise whether it runs on one device, is sharded
+by ``jax.jit``, or split by ``jax.pmap`` (``axis_name`` set): the three paths
+compute the same update.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from bridge_jax import configuration, divergences, losses
+from bridge_jax import models as models_lib
+from bridge_jax.train_state import GENERATOR_KEYS, TrainState
+
+# Bits of TrainState.first_nonfinite_what, naming the quantity that failed.
+NONFINITE_QUANTITIES = ("critic_loss", "critic_grad_norm", "generator_loss",
+                        "generator_grad_norm")
+
+Metrics = dict[str, jax.Array]
+
+
+def per_example_normal(key: jax.Array, indices: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """Standard normal noise (len(indices), *shape); row i from fold_in(key, indices[i])."""
+    return jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(key, i), shape))(indices)
+
+
+def _example_indices(local_batch: int, axis_name: str | None) -> jax.Array:
+    """Global indices of this shard's examples (pmap: offset by the device index)."""
+    offset = 0 if axis_name is None else jax.lax.axis_index(axis_name) * local_batch
+    return offset + jnp.arange(local_batch)
+
+
+def _mean_over_devices(tree, axis_name: str | None):
+    return tree if axis_name is None else jax.lax.pmean(tree, axis_name)
+
+
+class _Model:
+    """The forward passes the step needs, closed over the Flax modules."""
+
+    def __init__(self, config: ml_collections.ConfigDict, models: models_lib.Models):
+        self.models = models
+        self.likelihood = config.model.likelihood
+        self.latent_dim = int(config.model.latent_dim)
+        self.joint = configuration.critic_input(config) == "joint"
+        self.uses_encoder = config.method in configuration.ENCODER_METHODS
+
+    def encode(self, enc_params, x, eps):
+        mean, log_std = self.models.encoder.apply({"params": enc_params}, x)
+        return mean, log_std, models_lib.encoder_sample(mean, log_std, eps)
+
+    def decode(self, dec_params, z):
+        return self.models.decoder.apply({"params": dec_params}, z)
+
+    def critic(self, critic_params, x, z):
+        if self.joint:
+            return self.models.critic.apply({"params": critic_params}, x, z)
+        return self.models.critic.apply({"params": critic_params}, x)
+
+    def forward(self, gen_params, x, noise, with_nll: bool = True):
+        """Data-side pairs (x, z~q(z|x)) with ℓ, and model-side pairs (G(z)+σε, z)."""
+        out: dict[str, Any] = {}
+        if self.uses_encoder:
+            mean, log_std, z_data = self.encode(gen_params["encoder"], x, noise["eps_enc"])
+            if with_nll:
+                dec_data = self.decode(gen_params["decoder"], z_data)
+                out["nll"] = models_lib.negative_elbo_terms(mean, log_std, z_data, dec_data,
+                                                            x, self.likelihood)
+        else:
+            z_data = noise["eps_enc"]  # unused by an x-only critic
+        dec_model = self.decode(gen_params["decoder"], noise["z_prior"])
+        out["x_model"] = models_lib.decoder_sample(dec_model, noise["eps_dec"], self.likelihood)
+        out["z_data"] = z_data
+        out["z_model"] = noise["z_prior"]
+        out["log_scale"] = dec_model.log_scale
+        return out
+
+
+def make_train_step(
+    config: ml_collections.ConfigDict,
+    models: models_lib.Models,
+    example_shape: tuple[int, ...],
+    *,
+    axis_name: str | None = None,
+) -> Callable[[TrainState, jax.Array], tuple[TrainState, Metrics]]:
+    """Returns the pure step for ``config.method``; pmap callers pass ``axis_name``."""
+    model = _Model(config, models)
+    schedule = configuration.effective_alpha_schedule(config)
+    method = config.method
+    critic_kind = config.critic.loss
+    n_critic = int(config.critic.steps)
+    mix, self_normalize = config.alpha.mix, bool(config.alpha.self_normalize)
+    hybrid_weight = float(config.hybrid_weight)
+    stop_policy = config.nonfinite_policy == "stop"
+    latent = model.latent_dim
+
+    def draw_noise(key, local_batch):
+        idx = _example_indices(local_batch, axis_name)
+        k_enc, k_prior, k_dec = jax.random.split(key, 3)
+        return {"eps_enc": per_example_normal(k_enc, idx, (latent,)),
+                "z_prior": per_example_normal(k_prior, idx, (latent,)),
+                "eps_dec": per_example_normal(k_dec, idx, example_shape)}
+
+    def critic_objective(critic_params, sides, x, alpha):
+        sg = jax.lax.stop_gradient
+        d_data = model.critic(critic_params, x, sg(sides["z_data"]))
+        d_model = model.critic(critic_params, sg(sides["x_model"]), sg(sides["z_model"]))
+        loss = losses.critic_loss(d_data, d_model, alpha, kind=critic_kind)
+        accuracy = 0.5 * (jnp.mean(d_data > 0) + jnp.mean(d_model < 0))
+        return loss, accuracy
+
+    def generator_objective(gen_params, critic_params, x, noise, alpha):
+        sides = model.forward(gen_params, x, noise)
+        d_data = model.critic(critic_params, x, sides["z_data"])
+        d_model = model.critic(critic_params, sides["x_model"], sides["z_model"])
+        bound = divergences.alpha_bound(d_data, d_model, alpha)
+        aux = {"bound": bound}
+        if model.uses_encoder:
+            aux["negative_elbo"] = jnp.mean(sides["nll"])
+            w = losses.bridge_weights(d_data, alpha, self_normalize=self_normalize)
+            aux["weight_mean"] = jnp.mean(w)
+            aux["weight_ess"] = jnp.sum(w) ** 2 / (w.size * jnp.sum(w * w))
+        if sides["log_scale"] is not None:
+            aux["decoder_scale"] = jnp.exp(jnp.mean(sides["log_scale"]))
+        if method in ("bridge", "vae", "adversarial"):
+            loss = losses.bridge_loss(sides["nll"], d_data, d_model, alpha, mix=mix,
+                                      self_normalize=self_normalize)
+        elif method == "fgan":
+            loss = bound
+        elif method == "nsgan":
+            loss = losses.nonsaturating_generator_loss(d_model)
+        else:  # hybrid
+            loss = losses.hybrid_loss(sides["nll"], d_model, hybrid_weight)
+        return loss, aux
+
+    def train_step(state: TrainState, x: jax.Array) -> tuple[TrainState, Metrics]:
+        alpha = schedule(state.step)
+        key = jax.random.fold_in(state.rng, state.step)
+        critic_key, gen_key = jax.random.split(key)
+        gen_params = state.generator_params
+        local_batch = x.shape[0]
+
+        def critic_update(i, carry):
+            critic_params, opt_state, _, _, _ = carry
+            noise = draw_noise(jax.random.fold_in(critic_key, i), local_batch)
+            sides = model.forward(gen_params, x, noise, with_nll=False)
+            (loss, acc), grads = jax.value_and_grad(critic_objective, has_aux=True)(
+                critic_params, sides, x, alpha)
+            grads, loss, acc = _mean_over_devices((grads, loss, acc), axis_name)
+            updates, opt_state = state.critic_tx.update(grads, opt_state, critic_params)
+            return (optax.apply_updates(critic_params, updates), opt_state, loss, acc,
+                    optax.global_norm(grads))
+
+        zero = jnp.zeros((), jnp.float32)
+        critic_params, critic_opt_state, c_loss, c_acc, c_gnorm = jax.lax.fori_loop(
+            0, n_critic, critic_update,
+            (state.params["critic"], state.critic_opt_state, zero, zero, zero))
+
+        noise = draw_noise(gen_key, local_batch)
+        (g_loss, aux), g_grads = jax.value_and_grad(generator_objective, has_aux=True)(
+            gen_params, critic_params, x, noise, alpha)
+        g_grads, g_loss, aux = _mean_over_devices((g_grads, g_loss, aux), axis_name)
+        g_updates, gen_opt_state = state.gen_tx.update(g_grads, state.gen_opt_state, gen_params)
+        new_gen = optax.apply_updates(gen_params, g_updates)
+        g_gnorm = optax.global_norm(g_grads)
+
+        checks = jnp.stack([jnp.isfinite(c_loss), jnp.isfinite(c_gnorm),
+                            jnp.isfinite(g_loss), jnp.isfinite(g_gnorm)])
+        finite = jnp.all(checks)
+        what = jnp.sum(jnp.where(checks, 0, 2 ** jnp.arange(4))).astype(jnp.int32)
+        frozen = (state.first_nonfinite_step >= 0) if stop_policy else jnp.bool_(False)
+        apply = finite & ~frozen
+
+        new_params = {**{k: new_gen[k] for k in GENERATOR_KEYS}, "critic": critic_params}
+        select = lambda new, old: jax.tree.map(lambda n, o: jnp.where(apply, n, o), new, old)
+        bad_now = ~finite & ~frozen
+        first_bad = (state.first_nonfinite_step < 0) & bad_now
+        new_state = state.replace(
+            step=jnp.where(frozen, state.step, state.step + 1),
+            params=select(new_params, state.params),
+            gen_opt_state=select(gen_opt_state, state.gen_opt_state),
+            critic_opt_state=select(critic_opt_state, state.critic_opt_state),
+            nonfinite_count=state.nonfinite_count + bad_now.astype(jnp.int32),
+            first_nonfinite_step=jnp.where(first_bad, state.step, state.first_nonfinite_step),
+            first_nonfinite_what=jnp.where(first_bad, what, state.first_nonfinite_what),
+        )
+        metrics = {"alpha": alpha, "critic_loss": c_loss, "critic_accuracy": c_acc,
+                   "critic_grad_norm": c_gnorm, "generator_loss": g_loss,
+                   "generator_grad_norm": g_gnorm,
+                   "param_norm": optax.global_norm(new_state.params),
+                   "update_applied": apply.astype(jnp.float32), **aux}
+        return new_state, metrics
+
+    return train_step
+
+
+def make_sampler(
+    config: ml_collections.ConfigDict, models: models_lib.Models, example_shape: tuple[int, ...]
+) -> Callable[[dict[str, Any], jax.Array, int], jax.Array]:
+    """sample(params, key, n) -> n model samples.
+
+    2-D data: x = G(z) + σε (the model's samples). Images: the decoder mean
+    (sigmoid of the logits for Bernoulli), as image GAN/VAE papers show.
+    """
+    model = _Model(config, models)
+    is_image = len(example_shape) == 3
+
+    def sample(params, key, n):
+        k_z, k_eps = jax.random.split(key)
+        z = jax.random.normal(k_z, (n, model.latent_dim))
+        out = model.decode(params["decoder"], z)
+        if is_image:
+            return models_lib.decoder_mean(out, model.likelihood)
+        eps = jax.random.normal(k_eps, (n, *example_shape))
+        return models_lib.decoder_sample(out, eps, model.likelihood)
+
+    return sample
+
+
+def describe_nonfinite(what: int) -> str:
+    """Names the quantities set in a first_nonfinite_what bit mask."""
+    names = [n for i, n in enumerate(NONFINITE_QUANTITIES) if what & (1 << i)]
+    return ", ".join(names) or "unknown"

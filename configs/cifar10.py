@@ -1,0 +1,31 @@
+r"""α-Bridge on CIFAR-10 (32×32×3) from tensorflow-datasets, read offline.
+
+Prepare once, on a machine with network (needs the optional TensorFlow extra):
+
+    pip install tensorflow && tfds build cifar10 --data_dir=$HOME/tensorflow_datasets
+    python -m bridge_jax.main --config=configs/cifar10.py --workdir=/tmp/cifar \
+        --config.data.data_dir=$HOME/tensorflow_datasets
+"""
+
+import os
+
+from bridge_jax.configuration import base_config, shrink_for_tests
+
+
+def get_config(arg: str | None = None):
+    config = base_config()
+    config.data.name = "tfds"
+    config.data.tfds_name = "cifar10"
+    config.data.data_dir = os.path.expanduser("~/tensorflow_datasets")
+    config.model.arch = "dcgan"
+    config.model.latent_dim = 64
+    config.model.width = 64
+    config.num_steps = 50_000
+    config.batch_size = 128
+    config.critic.learning_rate = 2e-4
+    config.generator.learning_rate = 2e-4
+    config.sample_every = 2000
+    config.checkpoint_every = 5000
+    if arg == "tiny":
+        shrink_for_tests(config)
+    return config

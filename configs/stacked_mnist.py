@@ -1,0 +1,23 @@
+r"""α-Bridge on Stacked MNIST: 3 channels, each a bundled MNIST digit (1000 modes).
+
+    python -m bridge_jax.main --config=configs/stacked_mnist.py --workdir=/tmp/smnist
+"""
+
+from bridge_jax.configuration import base_config, shrink_for_tests
+
+
+def get_config(arg: str | None = None):
+    config = base_config()
+    config.data.name = "stacked_mnist"
+    config.model.arch = "dcgan"
+    config.model.latent_dim = 32
+    config.model.width = 32
+    config.num_steps = 5000
+    config.batch_size = 64
+    config.critic.learning_rate = 2e-4
+    config.generator.learning_rate = 2e-4
+    config.sample_every = 500
+    config.checkpoint_every = 1000
+    if arg == "tiny":
+        shrink_for_tests(config)
+    return config
