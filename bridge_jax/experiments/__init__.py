@@ -1,0 +1,1 @@
+"""Experiments that test the α-Bridge's claims (METHOD.md §8): the method sweep and its plots."""

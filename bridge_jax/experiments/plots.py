@@ -1,0 +1,126 @@
+"""Plots of a method sweep (:mod:`bridge_jax.experiments.sweep`).
+
+- ``coverage_vs_quality_<dataset>.png``: modes covered against HQ %, one point per
+  method (mean over seeds, error bars ± std).
+- ``bridge_trajectory_<dataset>.png``: α and the metrics along training for the
+  α-Bridge runs (VAE and adversarial runs as reference lines).
+- ``samples_<dataset>.png``: seed-0 samples of every method side by side.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from bridge_jax.evaluation.mixtures import grid_centers, ring_centers  # noqa: E402
+
+TRAJECTORY_RUNS = ("bridge_cosine", "bridge_linear", "vae", "adversarial")
+CENTERS = {"ring": ring_centers, "grid": grid_centers}
+
+
+def _mean_std(stat) -> tuple[float, float]:
+    m, s = float(stat["mean"]), float(stat["std"])
+    return (m if math.isfinite(m) else np.nan), (s if math.isfinite(s) else 0.0)
+
+
+def coverage_vs_quality(dataset: str, d: dict, path: str) -> str:
+    fig, ax = plt.subplots(figsize=(7, 5))
+    cmap = plt.get_cmap("tab10")
+    for i, run in enumerate(d["runs"].values()):
+        hq, hq_s = _mean_std(run["summary"]["hq_fraction"])
+        mc, mc_s = _mean_std(run["summary"]["modes_covered"])
+        ax.errorbar(100 * hq, mc, xerr=100 * hq_s, yerr=mc_s, fmt="o", capsize=3,
+                    color=cmap(i % 10), label=run["label"])
+    ax.set_xlabel("high-quality samples (%)")
+    ax.set_ylabel(f"modes covered (of {d['num_modes']})")
+    ax.set_ylim(0, d["num_modes"] + 0.5)
+    any_run = next(iter(d["runs"].values()))
+    ax.set_title(f"{dataset}: coverage vs quality ({len(any_run['seeds'])} seeds, "
+                 f"mean ± std)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def bridge_trajectory(dataset: str, d: dict, path: str) -> str:
+    panels = [("alpha", "α"), ("modes_covered", "modes covered"),
+              ("hq_fraction", "HQ %"), ("reverse_kl", "reverse KL")]
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))
+    for key in TRAJECTORY_RUNS:
+        run = d["runs"].get(key)
+        if run is None:
+            continue
+        traj = run["trajectory"]
+        steps = np.array([t["step"] for t in traj])
+        style = "-" if key.startswith("bridge") else ":"
+        for ax, (name, title) in zip(axes, panels, strict=True):
+            if name == "alpha":
+                y, e = np.array([t["train_alpha"] for t in traj]), np.zeros(len(traj))
+            else:
+                ms = [_mean_std(t["summary"][name]) for t in traj]
+                y, e = np.array([m for m, _ in ms]), np.array([s for _, s in ms])
+                if name == "hq_fraction":
+                    y, e = 100 * y, 100 * e
+            ax.plot(steps, y, style, marker=".", label=run["label"])
+            ax.fill_between(steps, y - e, y + e, alpha=0.15)
+            ax.set_title(title)
+            ax.set_xlabel("step")
+    axes[1].set_ylim(0, d["num_modes"] + 0.5)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"{dataset}: along training (α: mean over the preceding evaluation interval; "
+                 "metrics: mean ± std over seeds)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def samples_grid(dataset: str, d: dict, path: str) -> str:
+    runs = list(d["runs"].values())
+    cols = min(5, len(runs))
+    rows = math.ceil(len(runs) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.2 * rows), squeeze=False)
+    centers = CENTERS[dataset]() if dataset in CENTERS else None
+    lim = 1.5 if dataset == "ring" else 6.0
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, run in zip(axes.ravel(), runs, strict=False):
+        x = np.asarray(run["samples_seed0"])
+        ax.axis("on")
+        ax.scatter(x[:, 0], x[:, 1], s=1, alpha=0.4)
+        if centers is not None:
+            ax.scatter(centers[:, 0], centers[:, 1], s=12, c="red", marker="x")
+        m = run["per_seed"][0]
+        ax.set_title(f"{run['label']}\n{m['modes_covered']} modes, "
+                     f"HQ {100 * m['hq_fraction']:.0f}%", fontsize=8)
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+        ax.set_aspect("equal")
+        ax.tick_params(labelsize=6)
+    fig.suptitle(f"{dataset}: samples of seed 0 (red: mode centres)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def write_all(results: dict, out_dir: str) -> list[str]:
+    """Writes every plot of ``results`` into ``out_dir``; returns the file names."""
+    names = []
+    for dataset, d in results["datasets"].items():
+        for fn, stem in ((coverage_vs_quality, "coverage_vs_quality"),
+                         (bridge_trajectory, "bridge_trajectory"),
+                         (samples_grid, "samples")):
+            name = f"{stem}_{dataset}.png"
+            fn(dataset, d, os.path.join(out_dir, name))
+            names.append(name)
+    return names
