@@ -101,10 +101,17 @@ def make_train_step(
     example_shape: tuple[int, ...],
     *,
     axis_name: str | None = None,
+    alpha_schedule: Callable[[jax.Array], jax.Array] | None = None,
 ) -> Callable[[TrainState, jax.Array], tuple[TrainState, Metrics]]:
-    """Returns the pure step for ``config.method``; pmap callers pass ``axis_name``."""
+    """Returns the pure step for ``config.method``; pmap callers pass ``axis_name``.
+
+    ``alpha_schedule`` (step -> α) replaces the config's schedule; the sweep passes
+    one that reads a traced per-run table, so runs that differ only in α share a
+    compiled step under ``jax.vmap``.
+    """
     model = _Model(config, models)
-    schedule = configuration.effective_alpha_schedule(config)
+    schedule = (alpha_schedule if alpha_schedule is not None
+                else configuration.effective_alpha_schedule(config))
     method = config.method
     critic_kind = config.critic.loss
     n_critic = int(config.critic.steps)
@@ -189,13 +196,16 @@ def make_train_step(
         what = jnp.sum(jnp.where(checks, 0, 2 ** jnp.arange(4))).astype(jnp.int32)
         frozen = (state.first_nonfinite_step >= 0) if stop_policy else jnp.bool_(False)
         apply = finite & ~frozen
+        # 'stop' keeps the step counter too, so the saved state is exactly the state before
+        # the bad update (step == first_nonfinite_step) and a rerun resumes at that step.
+        hold = (frozen | ~finite) if stop_policy else jnp.bool_(False)
 
         new_params = {**{k: new_gen[k] for k in GENERATOR_KEYS}, "critic": critic_params}
         select = lambda new, old: jax.tree.map(lambda n, o: jnp.where(apply, n, o), new, old)
         bad_now = ~finite & ~frozen
         first_bad = (state.first_nonfinite_step < 0) & bad_now
         new_state = state.replace(
-            step=jnp.where(frozen, state.step, state.step + 1),
+            step=jnp.where(hold, state.step, state.step + 1),
             params=select(new_params, state.params),
             gen_opt_state=select(gen_opt_state, state.gen_opt_state),
             critic_opt_state=select(critic_opt_state, state.critic_opt_state),
