@@ -16,7 +16,11 @@ Numerics (all functions here):
   * ``alpha`` may be a Python float or a traced scalar: the limits α = 0 and
     α = 1 are selected with ``jnp.where``, never with Python branching, and
     every branch is evaluated on safe inputs so gradients are finite too.
-  * Exponentials use ``expm1``, so τ and σ are accurate for small (1−α)d, αd.
+  * Exponentials use ``expm1``, so τ and σ are accurate for small (1−α)d, αd,
+    and their derivatives are written out (e^(cx)), so small gradients keep
+    their relative precision.
+  * A NaN logit gives a NaN result (the trainer detects and handles it); a
+    concrete α outside [0, 1] raises ValueError.
   * Critic logits are clipped to [−LOGIT_CLIP, LOGIT_CLIP] = [−50, 50] before
     any exponential. Inside that range results are exact; e^50 ≈ 5.2e21, so
     values, batch sums of up to ~1e16 terms, and gradients stay finite in
@@ -33,6 +37,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 __all__ = [
     "LOGIT_CLIP",
@@ -41,6 +46,7 @@ __all__ = [
     "alpha_bound",
     "alpha_divergence_discrete",
     "expm1_ratio",
+    "check_alpha",
 ]
 
 LOGIT_CLIP = 50.0
@@ -58,11 +64,15 @@ def _as_float(x: ArrayLike, dtype: jnp.dtype) -> jax.Array:
     return jnp.asarray(x).astype(dtype)
 
 
+@jax.custom_jvp
 def expm1_ratio(x: ArrayLike, c: ArrayLike) -> jax.Array:
     """(e^(c·x) − 1) / c, with its limit x at c = 0; finite value and gradients.
 
-    The "double where" keeps the unselected branch on safe inputs, so the
-    gradient with respect to x (and c) is finite at c = 0 as well.
+    The "double where" keeps the unselected branch on safe inputs. The JVP is
+    written out: ∂/∂x = e^(c·x) exactly (JAX's rule for expm1, (expm1 + 1)·ẋ,
+    rounds gradients below float32 eps to 0), and ∂/∂c = (x·e^(cx) − (e^(cx)−1)/c)/c,
+    by its series Σ_{n≥2} (n−1)cⁿ⁻²xⁿ/n! = x²/2 + cx³/3 + c²x⁴/8 + c³x⁵/30 + …
+    when |cx| < 1e-2 (and at c = 0).
     """
     x = jnp.asarray(x)
     c = jnp.asarray(c)
@@ -71,9 +81,36 @@ def expm1_ratio(x: ArrayLike, c: ArrayLike) -> jax.Array:
     return jnp.where(at_zero, x, jnp.expm1(c_safe * x) / c_safe)
 
 
-def _check_alpha_static(alpha: ArrayLike) -> None:
-    """Rejects a concrete α outside [0, 1]; traced α is the caller's contract."""
-    if isinstance(alpha, (int, float)) and not 0.0 <= float(alpha) <= 1.0:
+@expm1_ratio.defjvp
+def _expm1_ratio_jvp(primals, tangents):
+    x, c = (jnp.asarray(v) for v in primals)
+    dx, dc = tangents
+    value = expm1_ratio(x, c)
+    cx = c * x
+    small = jnp.abs(cx) < 1e-2
+    c_safe = jnp.where(small, jnp.ones_like(c), c)
+    series = 0.5 * x * x * (1.0 + cx * (2.0 / 3.0 + cx * (0.25 + cx / 15.0)))
+    direct = (x * jnp.exp(cx) - value) / c_safe
+    d_dc = jnp.where(small, series, direct)
+    tangent = jnp.exp(cx) * _zeros_if_symbolic(dx, x) + d_dc * _zeros_if_symbolic(dc, c)
+    return value, tangent
+
+
+def _zeros_if_symbolic(t, like):
+    """custom_jvp passes symbolic zeros for inputs that carry no tangent."""
+    return jnp.zeros_like(like) if type(t) is jax.custom_derivatives.SymbolicZero else t
+
+
+def check_alpha(alpha: ArrayLike) -> None:
+    """Rejects a concrete α (number or array) outside [0, 1] or NaN.
+
+    A traced α (inside jit/vmap/grad) cannot be inspected; keeping it in [0, 1]
+    is then the caller's contract (our schedules clip to [0, 1]).
+    """
+    if isinstance(alpha, jax.core.Tracer):
+        return
+    values = np.asarray(alpha, dtype=np.float64)
+    if not np.all((values >= 0.0) & (values <= 1.0)):  # NaN fails both comparisons
         raise ValueError(f"alpha must lie in [0, 1], got {alpha!r}")
 
 
@@ -83,7 +120,7 @@ def data_term(d: ArrayLike, alpha: ArrayLike) -> jax.Array:
     The data-side term of B_α: its expectation under q, minus E_p[σ_α(d)],
     lower-bounds D_α(q‖p). ``d`` is clipped to [−LOGIT_CLIP, LOGIT_CLIP].
     """
-    _check_alpha_static(alpha)
+    check_alpha(alpha)
     dtype = _compute_dtype(d)
     d = jnp.clip(_as_float(d, dtype), -LOGIT_CLIP, LOGIT_CLIP)
     one_minus_alpha = 1.0 - _as_float(alpha, dtype)
@@ -97,7 +134,7 @@ def model_term(d: ArrayLike, alpha: ArrayLike) -> jax.Array:
     The model-side term of B_α. ``d`` is clipped to [−LOGIT_CLIP, LOGIT_CLIP],
     which bounds e^(αd) by e^50 ≈ 5.2e21.
     """
-    _check_alpha_static(alpha)
+    check_alpha(alpha)
     dtype = _compute_dtype(d)
     d = jnp.clip(_as_float(d, dtype), -LOGIT_CLIP, LOGIT_CLIP)
     return expm1_ratio(d, _as_float(alpha, dtype))
@@ -135,7 +172,7 @@ def alpha_divergence_discrete(q: ArrayLike, p: ArrayLike, alpha: ArrayLike) -> j
     p_i = 0 < q_i it is q_i/(1−α) (+inf at α = 1); with both zero it is 0.
     Inputs are not renormalised: pass probability vectors.
     """
-    _check_alpha_static(alpha)
+    check_alpha(alpha)
     dtype = _compute_dtype(q, p)
     q = _as_float(q, dtype)
     p = _as_float(p, dtype)

@@ -94,6 +94,7 @@ def bridge_weights(
     N·softmax(−(1−α)d)_i (overflow-free). This lowers variance but is biased
     (a ratio estimator); it is exact at α = 1.
     """
+    divergences.check_alpha(alpha)
     dtype = jnp.promote_types(jnp.result_type(d_data), jnp.float32)
     d = jnp.clip(jnp.asarray(d_data, dtype), -divergences.LOGIT_CLIP, divergences.LOGIT_CLIP)
     log_w = -(1.0 - jnp.asarray(alpha, dtype)) * d
@@ -106,6 +107,7 @@ def bridge_weights(
 
 def bridge_coefficients(alpha: ArrayLike, mix: str = "quadratic") -> tuple[jax.Array, jax.Array]:
     """(λ(α)/α, 1 − λ(α)): the weights of the weighted-ELBO and bound terms."""
+    divergences.check_alpha(alpha)
     a = jnp.asarray(alpha, jnp.promote_types(jnp.result_type(alpha), jnp.float32))
     if mix == "quadratic":
         lam_over_alpha = a
@@ -154,7 +156,7 @@ def bridge_loss(
     nll = jnp.asarray(nll_data, w.dtype)
     weighted_elbo = jnp.mean(w * nll)
     bound = divergences.alpha_bound(d_data, d_model, alpha)
-    return ml_coef * weighted_elbo + bound_coef * bound
+    return ml_coef.astype(w.dtype) * weighted_elbo + bound_coef.astype(w.dtype) * bound
 
 
 def negative_elbo(nll_data: ArrayLike) -> jax.Array:

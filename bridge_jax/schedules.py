@@ -21,6 +21,7 @@ arguments raise :class:`ScheduleError` (a ``ValueError``) naming the problem.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 
 import jax
@@ -48,7 +49,7 @@ class ScheduleError(ValueError):
 
 
 def _check_alpha(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ScheduleError(f"{name} must be a number in [0, 1], got {value!r}")
     if not math.isfinite(value) or not 0.0 <= value <= 1.0:
         raise ScheduleError(f"{name} must lie in [0, 1], got {value!r}")
@@ -58,7 +59,7 @@ def _check_alpha(name: str, value: float) -> float:
 def _check_steps(transition_steps: int, transition_begin: int) -> None:
     for name, value in (("transition_steps", transition_steps),
                         ("transition_begin", transition_begin)):
-        if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             raise ScheduleError(f"{name} must be an integer, got {value!r}")
     if transition_steps <= 0:
         raise ScheduleError(f"transition_steps must be positive, got {transition_steps}")
@@ -91,7 +92,8 @@ def linear(alpha_start: float, alpha_end: float, transition_steps: int,
     start = _check_alpha("alpha_start", alpha_start)
     end = _check_alpha("alpha_end", alpha_end)
     _check_steps(transition_steps, transition_begin)
-    return _clipped(optax.linear_schedule(start, end, transition_steps, transition_begin))
+    return _clipped(optax.linear_schedule(start, end, int(transition_steps),
+                                          int(transition_begin)))
 
 
 def cosine(alpha_start: float, alpha_end: float, transition_steps: int,
@@ -118,7 +120,8 @@ def step(alpha_start: float, alpha_end: float, transition_steps: int,
     start = _check_alpha("alpha_start", alpha_start)
     end = _check_alpha("alpha_end", alpha_end)
     _check_steps(transition_steps, transition_begin)
-    if isinstance(num_stages, bool) or not isinstance(num_stages, int) or num_stages < 1:
+    if (isinstance(num_stages, bool) or not isinstance(num_stages, numbers.Integral)
+            or num_stages < 1):
         raise ScheduleError(f"num_stages must be a positive integer, got {num_stages!r}")
 
     def schedule(count):
@@ -138,7 +141,7 @@ def exponential(alpha_start: float, alpha_end: float, transition_steps: int,
     start = _check_alpha("alpha_start", alpha_start)
     end = _check_alpha("alpha_end", alpha_end)
     _check_steps(transition_steps, transition_begin)
-    if (isinstance(decay_rate, bool) or not isinstance(decay_rate, (int, float))
+    if (isinstance(decay_rate, bool) or not isinstance(decay_rate, numbers.Real)
             or not 0.0 < decay_rate < 1.0):
         raise ScheduleError(f"decay_rate must lie in (0, 1), got {decay_rate!r}")
     r = float(decay_rate)
