@@ -137,6 +137,17 @@ def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def _field_names(config, prefix: str = "") -> set[str]:
+    """Dotted names of the leaf fields of a (nested) ConfigDict."""
+    names = set()
+    for key, value in config.items():
+        if isinstance(value, ml_collections.ConfigDict):
+            names |= _field_names(value, f"{prefix}{key}.")
+        else:
+            names.add(f"{prefix}{key}")
+    return names
+
+
 def _choice(name: str, value, allowed) -> None:
     _require(value in allowed, f"{name}={value!r} is not one of {tuple(allowed)}")
 
@@ -158,8 +169,14 @@ def validate_config(
 ) -> None:
     """Raises ConfigError naming the first invalid field; returns None if all are valid."""
     c = config
+    known, given = _field_names(base_config()), _field_names(c)
+    _require(not given - known, f"unknown config field(s) {', '.join(sorted(given - known))} "
+             "(a typo? the fields are those of configuration.base_config())")
+    _require(not known - given, f"config field(s) {', '.join(sorted(known - given))} missing; "
+             "start the config from configuration.base_config()")
     _choice("method", c.method, METHODS)
-    _require(_is_int(c.seed), f"seed must be an integer, got {c.seed!r}")
+    _require(_is_int(c.seed) and 0 <= c.seed < 2**32,
+             f"seed must be an integer in [0, 2**32), got {c.seed!r}")
     _positive_int("num_steps", c.num_steps)
     _positive_int("batch_size", c.batch_size)
     _choice("parallel", c.parallel, PARALLEL_MODES)
@@ -178,8 +195,13 @@ def validate_config(
                  "datasets are read offline from a prepared tfds data_dir")
         _require(os.path.isdir(c.data.data_dir),
                  f"data.data_dir={c.data.data_dir!r} does not exist or is not a directory")
+        _require(isinstance(c.data.split, str) and bool(c.data.split),
+                 f"data.split must be a non-empty string such as 'train', got {c.data.split!r}")
     _require(_is_int(c.data.image_size) and c.data.image_size >= 0,
              f"data.image_size must be a non-negative integer, got {c.data.image_size!r}")
+    _require(c.data.name not in ("ring", "grid") or c.data.image_size == 0,
+             f"data.image_size must be 0 for the 2-D dataset {c.data.name!r}, "
+             f"got {c.data.image_size!r}")
 
     m = c.model
     _choice("model.arch", m.arch, ("mlp", "dcgan"))
@@ -232,6 +254,8 @@ def validate_config(
         _positive_int(name, c[name])
     _require(_is_int(c.num_final_samples) and c.num_final_samples >= 0,
              f"num_final_samples must be a non-negative integer, got {c.num_final_samples!r}")
+    _require(isinstance(c.progress_bar, bool),
+             f"progress_bar must be true or false, got {c.progress_bar!r}")
 
     if workdir is not None:
         parent = workdir

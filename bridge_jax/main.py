@@ -8,12 +8,17 @@ Flags are parsed by absl; ``--config`` is an ml_collections config file (its
 ``--config.a.b=value`` flag overrides. Multi-host runs join JAX's own
 distributed runtime: ``--distributed`` auto-detects a Cloud TPU pod; the
 ``--coordinator_address/--num_processes/--process_id`` flags set it by hand.
-Bad settings exit with status 2 and one line naming the problem.
+Bad settings (flags, config overrides, config values, unreadable checkpoints,
+a non-finite loss under nonfinite_policy='stop') exit with status 2 and one
+line naming the problem. In a multi-process run, a failure of JAX's
+distributed runtime (typically: a peer process died) exits with status 1 and
+one line, at once, instead of waiting on the dead peer.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 from absl import app, flags
@@ -32,9 +37,37 @@ flags.DEFINE_integer("distributed_timeout_s", 300,
 flags.mark_flags_as_required(["config", "workdir"])
 
 
+def _fail(message: str, status: int = 2) -> None:
+    print(f"bridge_jax: error: {' '.join(message.split())}", file=sys.stderr, flush=True)
+    sys.exit(status)
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing, with every problem reported as one line and exit status 2."""
+    try:
+        rest = FLAGS(argv)
+        FLAGS.config.keys()  # a config file that failed to load raises only when used
+        return rest
+    except flags.Error as err:
+        message = str(err)
+        if "Traceback (most recent call last)" in message:  # get_config() raised: keep its error
+            lines = [line for line in message.splitlines() if line.strip()]
+            message = message.split("Traceback")[0] + lines[-1].strip()
+        _fail(message)
+    except OSError as err:  # config_flags: the --config file is missing or does not load
+        _fail(f"--config: {err}")
+    except (AttributeError, KeyError) as err:  # config_flags: --config.<unknown field>=...
+        _fail(f"a --config.* flag names a config field that does not exist: "
+              f"{str(err).strip(chr(34) + chr(39) + ' ')}")
+    except (TypeError, ValueError) as err:  # config_flags: a value of the wrong type
+        _fail(f"a --config.* flag has a value of the wrong type: {err}")
+    return []
+
+
 def main(argv):
     del argv
     # Imported here so that --help and flag errors do not pay for importing JAX.
+    import jax
     from absl import logging as absl_logging
 
     from bridge_jax import checkpointing, configuration, data, parallel, schedules, train
@@ -51,12 +84,22 @@ def main(argv):
             heartbeat_timeout_s=min(FLAGS.distributed_timeout_s, 100))
         result = train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
     except user_errors as err:
-        print(f"bridge_jax: error: {err}", file=sys.stderr)
-        sys.exit(2)
+        _fail(str(err))
+    except jax.errors.JaxRuntimeError as err:
+        if jax.process_count() <= 1:
+            raise
+        first_line = (str(err).strip().splitlines() or [""])[0][:300]
+        print(f"bridge_jax: error: the distributed runtime failed on process "
+              f"{jax.process_index()} of {jax.process_count()} ({type(err).__name__}: "
+              f"{first_line}); if a peer process died, rerun every process with the same "
+              f"--workdir to resume from the newest checkpoint", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        # Not sys.exit: JAX's exit hooks would wait on the dead peer (or abort).
+        os._exit(1)
     status = "preempted, checkpoint saved" if result.preempted else "done"
     print(f"bridge_jax: {status}: {result.steps_run} steps in {result.wall_time_s:.1f} s; "
           f"outputs in {FLAGS.workdir}")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=_parse_flags)

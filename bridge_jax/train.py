@@ -121,8 +121,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     if restored is not None:
         global_state, restored_step = restored
         log.info("resumed from checkpoint step %d in %s", restored_step, workdir)
+        if (parallel.host_scalar(global_state, "first_nonfinite_step")
+                == parallel.host_scalar(global_state, "step")):
+            # Saved by nonfinite_policy='stop' just before the bad update, which it flagged
+            # and counted: resume from that last good state (e.g. with a lower learning
+            # rate), which runs the update again, instead of staying frozen.
+            log.warning("checkpoint step %d was saved before a non-finite update; resuming "
+                        "from it with the non-finite flag cleared", restored_step)
+            count = parallel.host_scalar(global_state, "nonfinite_count")
+            global_state = global_state.replace(
+                first_nonfinite_step=jax.device_put(np.int32(-1), parallel.replicated),
+                first_nonfinite_what=jax.device_put(np.int32(0), parallel.replicated),
+                nonfinite_count=jax.device_put(np.int32(max(count - 1, 0)), parallel.replicated))
         state = parallel.place_state(global_state) if config.parallel == "pmap" else global_state
     start_step = parallel.host_scalar(state, "step")
+    if start_step > int(config.num_steps):
+        raise configuration.ConfigError(
+            f"num_steps={config.num_steps} is below step {start_step} of the newest checkpoint "
+            f"in {workdir}; raise num_steps or use a new workdir")
 
     step_fn = parallel.compile_step(
         lambda axis_name: train_step.make_train_step(config, models, dataset.example_shape,
@@ -176,13 +192,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                     progress.set_postfix(alpha=f"{last_metrics['alpha']:.3f}",
                                          gen=f"{last_metrics['generator_loss']:.3g}")
             if done % config.sample_every == 0:
-                sample_png(parallel.global_state(state).params, done, 2500,
-                           f"samples/step_{done:07d}.png")
+                # As many as the picture shows: a 64-image grid, or a 2,500-point scatter.
+                sample_png(parallel.global_state(state).params, done,
+                           64 if dataset.is_image else 2500, f"samples/step_{done:07d}.png")
             if done % config.checkpoint_every == 0 or done == num_steps:
+                check_nonfinite(state, done)  # never save a frozen state under a later step
                 checkpointer.save(done, parallel.global_state(state))
             if progress is not None:
                 progress.update(1)
             if sigterm.received:
+                check_nonfinite(state, done)
                 checkpointer.save(done, parallel.global_state(state))
                 preempted = done < num_steps
                 break

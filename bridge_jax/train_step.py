@@ -9,8 +9,9 @@ One step, one compiled function (METHOD.md §5):
      serves both the weights w (stop-gradient) and B_α.
   4. If any loss or gradient norm is non-finite, the update is discarded
      (state kept), counted, and the first such step recorded; under the
-     "stop" policy every later step is a no-op, so the state stays the last
-     good one until the loop sees the flag and stops.
+     "stop" policy the step counter stays too and every later step is a
+     no-op, so the state stays the last good one (step == the bad step)
+     until the loop sees the flag and stops.
 
 Noise is drawn per example from fold_in(key, global example index), so a
 global batch gets the same noise whether it runs on one device, is sharded
