@@ -76,8 +76,11 @@ class DataParallel:
         self.batch_sharding = NamedSharding(self.mesh, P(DATA_AXIS))
         self.local_devices = [d for d in self.devices
                               if d.process_index == jax.process_index()]
-        # pmap places a leading-axis array one slice per local device.
-        self._to_local_devices = jax.pmap(lambda x: x, devices=self.local_devices)
+        # pmap places a leading-axis array one slice per local device. Same axis name as
+        # the step's: the placed state then has the sharding of the step's outputs, so the
+        # pmapped step compiles once (with the default name it compiled again at step 2).
+        self._to_local_devices = jax.pmap(lambda x: x, axis_name=DATA_AXIS,
+                                          devices=self.local_devices)
 
     @property
     def num_devices(self) -> int:

@@ -1,0 +1,307 @@
+"""The training system end to end at tiny sizes: configs, methods, resume, CLI, bfloat16.
+
+Every config in ``configs/`` trains its ``tiny`` variant through
+``train.train_and_evaluate`` (cifar10 and celeba from a tiny PNG dataset prepared
+offline with tfds, at their real image sizes, so the DCGAN at 32 and 64 pixels is
+exercised); every method takes one step on the ring; a run stopped and resumed in
+the same process ends bitwise where an uninterrupted one does; the CLI applies
+``--config.*`` overrides and rejects bad ones with one line and no traceback.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import subprocess
+
+import jax
+import numpy as np
+import pytest
+
+from bridge_jax import checkpointing, configuration, reporting, train, train_step
+from bridge_jax.parallel import DataParallel
+
+
+def _load_helpers():
+    """Imports tests/train_helpers.py by path (works under any pytest rootdir/import mode)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "train_helpers.py")
+    spec = importlib.util.spec_from_file_location("train_helpers", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+helpers = _load_helpers()
+tfds_fixture = helpers.load_tests_module("tfds_fixture")
+
+EXAMPLE_SHAPES = {"ring": (2,), "grid": (2,), "mnist": (28, 28, 1),
+                  "stacked_mnist": (28, 28, 3), "cifar10": (32, 32, 3),
+                  "celeba": (64, 64, 3)}
+TFDS_IMAGE_SIZE = {"cifar10": 32, "celeba": 64}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _fast(tmp_path_factory):
+    with helpers.fast_compiles(helpers.cache_dir(tmp_path_factory)):
+        yield
+
+
+@pytest.fixture(scope="module")
+def tfds_dir(tmp_path_factory):
+    """``tiny_png`` (6 RGB PNGs of 12x10 pixels) prepared offline as ArrayRecord."""
+    return tfds_fixture.prepare_tiny_png(tmp_path_factory.mktemp("tfds"))
+
+
+def _config(name: str, arg: str | None, data_dir: str):
+    config = helpers.load_config(name, arg)
+    if config.data.name == "tfds":
+        config.data.data_dir = data_dir
+        if arg == "tiny":  # the tiny PNG dataset, center-cropped and resized to full size
+            config.data.tfds_name = "tiny_png"
+            config.data.image_size = TFDS_IMAGE_SIZE[name]
+    return config
+
+
+def _flat(tree) -> dict[str, np.ndarray]:
+    return {jax.tree_util.keystr(k): np.asarray(v)
+            for k, v in jax.tree_util.tree_leaves_with_path(jax.device_get(tree))}
+
+
+# ------------------------------------------------------------------------------ configs
+
+
+def test_every_config_loads_and_validates(tfds_dir):
+    for name in helpers.CONFIG_NAMES:
+        full = helpers.load_config(name)
+        tiny = helpers.load_config(name, "tiny")
+        if full.data.name == "tfds":  # read offline: a missing data_dir is named
+            missing = full.copy_and_resolve_references()
+            missing.data.data_dir = "/nonexistent/tensorflow_datasets"
+            with pytest.raises(configuration.ConfigError, match="data.data_dir"):
+                configuration.validate_config(missing)
+        for config in (_config(name, None, tfds_dir), _config(name, "tiny", tfds_dir)):
+            configuration.validate_config(config, num_devices=1)
+        assert tiny.num_steps == 4 and tiny.batch_size == 16 and not tiny.progress_bar
+        assert full.num_steps >= 1000 and full.batch_size >= 64, name
+        assert (full.model.arch == "mlp") == (name in ("ring", "grid")), name
+        assert full.to_dict().keys() == configuration.base_config().to_dict().keys(), name
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tfds_dir):
+    """name -> (workdir, train_and_evaluate of its tiny config), each run once per module."""
+    root = tmp_path_factory.mktemp("tiny_runs")
+    runs: dict[str, tuple[str, train.TrainResult]] = {}
+
+    def run(name):
+        if name not in runs:
+            workdir = str(root / name)
+            runs[name] = workdir, train.train_and_evaluate(_config(name, "tiny", tfds_dir),
+                                                           workdir)
+        return runs[name]
+
+    return run
+
+
+@pytest.mark.parametrize("name", helpers.CONFIG_NAMES)
+def test_tiny_config_trains(trained, tfds_dir, name):
+    workdir, result = trained(name)
+    config = _config(name, "tiny", tfds_dir)
+    shape = EXAMPLE_SHAPES[name]
+    assert train.make_dataset(config).example_shape == shape
+    assert result.steps_run == 4 and not result.preempted
+    assert int(result.state.step) == 4
+
+    records = reporting.read_metrics(workdir)
+    assert [r["step"] for r in records] == [2, 4]  # log_every=2
+    for r in records:
+        for key in ("alpha", "generator_loss", "critic_loss", "param_norm", "negative_elbo"):
+            assert math.isfinite(r[key]), (key, r)
+        assert r["update_applied"] == 1.0
+    # The cosine schedule from 1 to 0 over 4 steps, at steps 1 and 3.
+    np.testing.assert_allclose([r["alpha"] for r in records],
+                               [0.5 * (1 + math.cos(math.pi * s / 4)) for s in (1, 3)],
+                               rtol=1e-6)
+
+    samples = np.load(os.path.join(workdir, "samples.npy"))
+    assert samples.shape == (config.num_final_samples, *shape) and samples.dtype == np.float32
+    assert np.all(np.isfinite(samples)) and np.std(samples) > 0
+    assert os.path.getsize(os.path.join(workdir, "samples.png")) > 0
+    assert os.path.exists(os.path.join(workdir, "samples", "step_0000004.png"))
+
+    with open(os.path.join(workdir, "summary.json")) as f:
+        summary = json.load(f)
+    assert summary["steps_run"] == config.num_steps == 4
+    assert summary["skipped_nonfinite_updates"] == 0 and not summary["preempted"]
+    with open(os.path.join(workdir, "config.json")) as f:
+        assert json.load(f)["data"]["name"] == config.data.name
+
+    # The final checkpoint holds exactly the returned state.
+    ckpt = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"))
+    try:
+        assert ckpt.all_steps() == [2, 4]
+        restored, step = ckpt.restore_latest(result.state)
+    finally:
+        ckpt.close()
+    assert step == 4
+    for k, v in _flat(result.state).items():
+        np.testing.assert_array_equal(_flat(restored)[k], v, err_msg=k)
+
+
+# ------------------------------------------------------------------------------ methods
+
+
+def _one_step(config, start_step: int = 0):
+    """(lowered text, initial params, new state, metrics) of one step as training runs it."""
+    configuration.validate_config(config)
+    dataset = train.make_dataset(config)
+    models, host_state = train.build(config, dataset.example_shape)
+    host_state = host_state.replace(step=np.int32(start_step))
+    init = _flat(host_state.params)
+    # The step as train_and_evaluate compiles it, so that the programs of the tiny runs
+    # above are loaded from the compilation cache instead of compiled again.
+    dp = DataParallel("jit")
+    step = dp.compile_step(lambda axis_name: train_step.make_train_step(
+        config, models, dataset.example_shape, axis_name=axis_name))
+    state, batch = dp.place_state(host_state), dp.place_batch(dataset.get_batch(start_step))
+    text = step.lower(state, batch).as_text()
+    new_state, metrics = step(state, batch)
+    return text, init, new_state, dp.host_metrics(metrics)
+
+
+@pytest.mark.parametrize("method", configuration.METHODS)
+def test_every_method_takes_a_step(method):
+    config = helpers.load_config("ring", "tiny")
+    config.method = method
+    # Step 2 of 4: the cosine schedule is at α = 0.5, apart from vae's 1 and adversarial's 0.
+    _, init, new_state, metrics = _one_step(config, start_step=2)
+    after = _flat(new_state.params)
+
+    assert int(new_state.step) == 3 and metrics["update_applied"] == 1.0
+    assert all(math.isfinite(v) for v in metrics.values()), metrics
+    expected_alpha = {"vae": 1.0, "adversarial": 0.0}.get(method, 0.5)
+    assert metrics["alpha"] == pytest.approx(expected_alpha, abs=1e-6)
+
+    uses_encoder = method in configuration.ENCODER_METHODS
+    assert ("negative_elbo" in metrics) == uses_encoder
+    for part in ("encoder", "decoder", "critic"):
+        keys = [k for k in init if k.startswith(f"['{part}']")]
+        assert keys, part
+        moved = any(not np.array_equal(init[k], after[k]) for k in keys)
+        # fgan and nsgan have no encoder: its gradient is zero and Adam leaves it alone.
+        assert moved == (part != "encoder" or uses_encoder), (method, part)
+
+    loss, bound = metrics["generator_loss"], metrics["bound"]
+    if method == "vae":  # B at α = 1 is the negative ELBO, whatever the critic says
+        assert loss == pytest.approx(metrics["negative_elbo"], rel=1e-5)
+    elif method in ("adversarial", "fgan"):  # B at α = 0, and fgan's B_α alone
+        assert loss == pytest.approx(bound, rel=1e-5, abs=1e-6)
+    elif method == "hybrid":  # negative ELBO + 1 · mean softplus(−d) > negative ELBO
+        assert loss > metrics["negative_elbo"]
+        assert loss - metrics["negative_elbo"] < 10.0
+    elif method == "nsgan":  # mean softplus(−d) > 0
+        assert 0.0 < loss < 10.0
+    else:  # bridge at α = 0.5 mixes both terms: neither one alone
+        assert loss != pytest.approx(metrics["negative_elbo"], rel=1e-3)
+        assert loss != pytest.approx(bound, rel=1e-3)
+
+
+# ------------------------------------------------------------------------------- resume
+
+
+def test_resume_in_process_is_bitwise_identical(trained, tmp_path, tfds_dir):
+    _, straight = trained("ring")  # 4 steps in one go (transition_steps -1 → 4)
+    workdir = str(tmp_path / "resumed")
+    config = _config("ring", "tiny", tfds_dir)
+    config.alpha.transition_steps = 4  # the same α schedule when num_steps is 2
+    config.num_steps = 2
+    first = train.train_and_evaluate(config, workdir)
+    assert first.steps_run == 2 and int(first.state.step) == 2
+    config.num_steps = 4
+    second = train.train_and_evaluate(config, workdir)
+    assert second.steps_run == 2 and int(second.state.step) == 4
+
+    a, b = _flat(straight.state), _flat(second.state)
+    assert a.keys() == b.keys()
+    for k in a:  # params, both optimizer states, rng, counters
+        assert np.array_equal(a[k], b[k]), k
+    halfway = _flat(first.state)
+    assert any(not np.array_equal(halfway[k], a[k]) for k in a)  # steps 3-4 did something
+    steps = [r["step"] for r in reporting.read_metrics(workdir)]
+    assert steps == [2, 4]  # the second call appended step 4
+
+
+# ---------------------------------------------------------------------------------- CLI
+
+
+def _cli(workdir, *overrides, cache):
+    return subprocess.Popen(
+        [helpers.PYTHON, "-m", "bridge_jax.main",
+         f"--config={helpers.ROOT / 'configs' / 'ring.py'}:tiny", f"--workdir={workdir}",
+         *overrides],
+        cwd=str(helpers.ROOT), env=helpers.subprocess_env(cache), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+
+
+def test_cli_overrides_and_errors(tmp_path, tmp_path_factory):
+    cache = helpers.cache_dir(tmp_path_factory)
+    good = tmp_path / "good"
+    bad = {"alpha.start": "--config.alpha.start=1.5", "method": "--config.method=foo",
+           "nonexistent": "--config.nonexistent=1"}
+    procs = {"good": _cli(good, "--config.alpha.schedule=linear", "--config.batch_size=32",
+                          cache=cache)}
+    procs.update({field: _cli(tmp_path / field, flag, cache=cache)
+                  for field, flag in bad.items()})
+    try:
+        outputs = {k: p.communicate(timeout=180) for k, p in procs.items()}
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+    out, err = outputs["good"]
+    assert procs["good"].returncode == 0, err[-3000:]
+    assert "done: 4 steps" in out
+    with open(good / "config.json") as f:
+        saved = json.load(f)
+    assert saved["alpha"]["schedule"] == "linear" and saved["batch_size"] == 32
+    records = reporting.read_metrics(str(good))
+    # The linear schedule reached the step: α = 1 − s/4 at steps 1 and 3 (cosine: .85, .15).
+    np.testing.assert_allclose([r["alpha"] for r in records], [0.75, 0.25], rtol=1e-6)
+
+    for field in bad:
+        out, err = outputs[field]
+        assert procs[field].returncode == 2, (field, err[-3000:])
+        assert "Traceback" not in err, err
+        lines = [line for line in err.splitlines() if line.startswith("bridge_jax: error:")]
+        assert len(lines) == 1 and field in lines[0], err
+        assert not (tmp_path / field).exists()  # rejected before anything was written
+
+
+# ---------------------------------------------------------------------------- bfloat16
+
+
+def test_bfloat16_compute_keeps_float32_params():
+    f32 = helpers.load_config("mnist", "tiny")
+    bf16 = helpers.load_config("mnist", "tiny")
+    bf16.model.dtype = "bfloat16"
+    text32, init32, state32, metrics32 = _one_step(f32)
+    text16, init16, state16, metrics16 = _one_step(bf16)
+    assert "bf16" in text16 and "bf16" not in text32  # the model computes in bfloat16
+    for k in init32:  # the same float32 initial parameters
+        np.testing.assert_array_equal(init16[k], init32[k], err_msg=k)
+
+    assert metrics16["update_applied"] == 1.0
+    assert all(math.isfinite(v) for v in metrics16.values()), metrics16
+    after = _flat(state16.params)
+    assert all(v.dtype == np.float32 for v in after.values())
+    assert all(v.dtype == np.float32 for v in _flat(state16.gen_opt_state).values()
+               if v.dtype.kind == "f")
+    assert any(not np.array_equal(init16[k], after[k]) for k in init16)
+    # bfloat16 keeps about 3 significant digits: close to float32, but not the same.
+    for key in ("negative_elbo", "critic_loss"):
+        assert metrics16[key] == pytest.approx(metrics32[key], rel=2e-2), key
+    assert metrics16["negative_elbo"] != metrics32["negative_elbo"]

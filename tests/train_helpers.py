@@ -1,0 +1,101 @@
+"""Shared helpers of tests/test_train.py and tests/test_parallel.py (not a test itself).
+
+Compiling the train step dominates these tests' time on a CPU, so they
+
+* turn off most XLA optimizations (``jax_disable_most_optimizations``): compiles
+  take about half as long; the programs compute the same quantities (results
+  differ from optimized ones by float32 rounding at most, and every comparison
+  below is between runs made under the same setting);
+* share one persistent compilation cache per pytest session, in the session's
+  temporary directory, so that a program compiled once (e.g. the ``ring:tiny``
+  step, trained again when resuming, or in a subprocess) is loaded, not compiled.
+
+Both are undone when a test module finishes (:func:`fast_compiles`), so other test
+modules run with JAX's defaults.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import pathlib
+import socket
+import sys
+
+import jax
+from jax.experimental.compilation_cache import compilation_cache
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+CONFIG_NAMES = ("ring", "grid", "mnist", "stacked_mnist", "cifar10", "celeba")
+
+
+def load_config(name: str, arg: str | None = None):
+    """``configs/<name>.py``'s ``get_config(arg)``."""
+    spec = importlib.util.spec_from_file_location(f"_configs_{name}",
+                                                  ROOT / "configs" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(arg)
+
+
+def load_tests_module(name: str):
+    """Imports ``tests/<name>.py`` by path (works under any pytest rootdir/import mode)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "tests" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def cache_dir(tmp_path_factory) -> str:
+    """The session's persistent compilation cache (shared by modules and subprocesses)."""
+    path = tmp_path_factory.getbasetemp() / "jax_compilation_cache"
+    path.mkdir(exist_ok=True)
+    return str(path)
+
+
+@contextlib.contextmanager
+def fast_compiles(directory: str):
+    """Unoptimized compiles and a persistent compilation cache in ``directory``, then undone."""
+    names = ("jax_disable_most_optimizations", "jax_compilation_cache_dir",
+             "jax_persistent_cache_min_compile_time_secs",
+             "jax_persistent_cache_min_entry_size_bytes")
+    previous = {name: jax.config.values[name] for name in names}
+    jax.config.update("jax_disable_most_optimizations", True)
+    jax.config.update("jax_compilation_cache_dir", directory)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+    compilation_cache.reset_cache()  # the cache is set up once per process otherwise
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            jax.config.update(name, value)
+        compilation_cache.reset_cache()
+        jax.clear_caches()  # executables compiled without optimizations stay here
+
+
+def subprocess_env(cache: str, **extra: str) -> dict[str, str]:
+    """Environment of a child python: CPU only, this checkout importable, fast compiles."""
+    env = dict(os.environ)
+    env.pop("XLA_FLAGS", None)
+    env.update(
+        JAX_PLATFORMS="cpu",
+        JAX_DISABLE_MOST_OPTIMIZATIONS="1",
+        JAX_COMPILATION_CACHE_DIR=cache,
+        JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+        JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="-1",
+        PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+        **extra,
+    )
+    return env
+
+
+def free_port() -> int:
+    """A TCP port that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+PYTHON = sys.executable
