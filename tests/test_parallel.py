@@ -17,9 +17,7 @@ pytest process itself.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import subprocess
 
 import jax
@@ -27,18 +25,7 @@ import numpy as np
 import pytest
 
 from bridge_jax import checkpointing, reporting, train
-
-
-def _load_helpers():
-    """Imports tests/train_helpers.py by path (works under any pytest rootdir/import mode)."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "train_helpers.py")
-    spec = importlib.util.spec_from_file_location("train_helpers", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-helpers = _load_helpers()
+from tests import train_helpers as helpers
 
 # Parameter tolerance, as a fraction of one step's learning rate (see the module doc).
 LR_FRACTION = 0.05

@@ -10,7 +10,6 @@ the same process ends bitwise where an uninterrupted one does; the CLI applies
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -22,18 +21,8 @@ import pytest
 
 from bridge_jax import checkpointing, configuration, reporting, train, train_step
 from bridge_jax.parallel import DataParallel
+from tests import train_helpers as helpers
 
-
-def _load_helpers():
-    """Imports tests/train_helpers.py by path (works under any pytest rootdir/import mode)."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "train_helpers.py")
-    spec = importlib.util.spec_from_file_location("train_helpers", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-helpers = _load_helpers()
 tfds_fixture = helpers.load_tests_module("tfds_fixture")
 
 EXAMPLE_SHAPES = {"ring": (2,), "grid": (2,), "mnist": (28, 28, 1),
