@@ -146,32 +146,6 @@ def depth_to_space(x: jax.Array, block: int = 2) -> jax.Array:
     return x.reshape(b, h * block, w * block, c)
 
 
-def conv_as_matmul(lhs: jax.Array, rhs: jax.Array, window_strides, padding, **kwargs) -> jax.Array:
-    """``lax.conv_general_dilated`` for NHWC/HWIO stride-1 'SAME' convs, as one matmul.
-
-    The k*k shifted copies of the padded input are concatenated on the channel axis
-    (im2col) and multiplied by the (k*k*C_in, C_out) kernel: the same values, but under
-    XLA:CPU the forward pass and both gradients are plain matmuls, which run faster than
-    the convolution's backward there (see bridge_jax/benchmarks). Other convs fall back.
-    """
-    simple = (tuple(window_strides) == (1, 1) and padding == "SAME" and lhs.ndim == 4
-              and kwargs.get("feature_group_count", 1) == 1
-              and kwargs.get("dimension_numbers") in (None, ("NHWC", "HWIO", "NHWC"))
-              and all(d in (None, 1, (1, 1)) for d in (kwargs.get("lhs_dilation"),
-                                                     kwargs.get("rhs_dilation"))))
-    if not simple:
-        return jax.lax.conv_general_dilated(lhs, rhs, window_strides, padding, **kwargs)
-    kh, kw, ci, co = rhs.shape
-    b, h, w, _ = lhs.shape
-    ph, pw = (kh - 1) // 2, (kw - 1) // 2
-    x = jnp.pad(lhs, ((0, 0), (ph, kh - 1 - ph), (pw, kw - 1 - pw), (0, 0)))
-    cols = jnp.concatenate([x[:, i:i + h, j:j + w, :] for i in range(kh) for j in range(kw)],
-                           axis=-1)
-    out = jnp.matmul(cols.reshape(b * h * w, kh * kw * ci), rhs.reshape(kh * kw * ci, co),
-                     precision=kwargs.get("precision"))
-    return out.reshape(b, h, w, co)
-
-
 def _lrelu(x: jax.Array) -> jax.Array:
     return nn.leaky_relu(x, negative_slope=0.2)
 
@@ -236,7 +210,7 @@ class _Upsample(nn.Module):
     def __call__(self, h: jax.Array) -> jax.Array:
         if self.mode == "subpixel":
             h = nn.Conv(4 * self.features, (3, 3), padding="SAME", dtype=self.dtype,
-                        param_dtype=_F32, conv_general_dilated=conv_as_matmul)(h)
+                        param_dtype=_F32)(h)
             return depth_to_space(h, 2)
         return nn.ConvTranspose(self.features, (4, 4), strides=(2, 2), padding="SAME",
                                 dtype=self.dtype, param_dtype=_F32)(h)

@@ -176,7 +176,7 @@ def make_train_step(
             grads, loss, acc = _mean_over_devices((grads, loss, acc), axis_name)
             updates, opt_state = state.critic_tx.update(grads, opt_state, critic_params)
             return (optax.apply_updates(critic_params, updates), opt_state, loss, acc,
-                    optax.global_norm(grads))
+                    optax.tree.norm(grads))
 
         zero = jnp.zeros((), jnp.float32)
         carry = (state.params["critic"], state.critic_opt_state, zero, zero, zero)
@@ -193,7 +193,7 @@ def make_train_step(
         g_grads, g_loss, aux = _mean_over_devices((g_grads, g_loss, aux), axis_name)
         g_updates, gen_opt_state = state.gen_tx.update(g_grads, state.gen_opt_state, gen_params)
         new_gen = optax.apply_updates(gen_params, g_updates)
-        g_gnorm = optax.global_norm(g_grads)
+        g_gnorm = optax.tree.norm(g_grads)
 
         checks = jnp.stack([jnp.isfinite(c_loss), jnp.isfinite(c_gnorm),
                             jnp.isfinite(g_loss), jnp.isfinite(g_gnorm)])
@@ -221,7 +221,7 @@ def make_train_step(
         metrics = {"alpha": alpha, "critic_loss": c_loss, "critic_accuracy": c_acc,
                    "critic_grad_norm": c_gnorm, "generator_loss": g_loss,
                    "generator_grad_norm": g_gnorm,
-                   "param_norm": optax.global_norm(new_state.params),
+                   "param_norm": optax.tree.norm(new_state.params),
                    "update_applied": apply.astype(jnp.float32), **aux}
         return new_state, metrics
 

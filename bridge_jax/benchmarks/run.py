@@ -471,7 +471,6 @@ def run_benchmark(quick: bool = False, sizes: Sequence[str] | None = None,
             continue
         b = MODEL_SIZES[size]["batches"][0]
         cases = {"float32 subpixel": build_jax_case(size, b),
-                 "float32 subpixel, lax conv": _lax_conv_case(size, b),
                  "bfloat16 subpixel": build_jax_case(size, b, dtype="bfloat16")}
         if size == "32x32":
             cases["float32 transpose"] = build_jax_case(size, b, upsample="transpose")
@@ -521,19 +520,6 @@ def run_benchmark(quick: bool = False, sizes: Sequence[str] | None = None,
 
     results["machine"]["load_avg_end"] = os.getloadavg()
     return results
-
-
-def _lax_conv_case(size: str, batch: int) -> JaxCase:
-    """The step with the sub-pixel 3x3 convs as lax.conv_general_dilated (before the
-    im2col matmul of models.conv_as_matmul), for comparison."""
-    from bridge_jax import models
-
-    original = models.conv_as_matmul
-    models.conv_as_matmul = jax.lax.conv_general_dilated
-    try:
-        return build_jax_case(size, batch)
-    finally:
-        models.conv_as_matmul = original
 
 
 def _torch_compile_runner(case: JaxCase, log, budget_s: float = 300.0):
