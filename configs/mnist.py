@@ -14,8 +14,10 @@ def get_config(arg: str | None = None):
     config.model.arch = "dcgan"
     config.model.latent_dim = 16
     config.model.width = 32
-    config.model.likelihood = "gaussian"
-    config.model.scale = "scalar"
+    # Bernoulli, the usual MNIST likelihood: its model side is the decoder mean. With a
+    # Gaussian decoder the model-side images G(z) + σε carry per-pixel noise that the
+    # joint critic separates perfectly, and the run degraded into noise as α → 0.
+    config.model.likelihood = "bernoulli"
     config.num_steps = 1500
     config.batch_size = 64
     config.critic.learning_rate = 2e-4
