@@ -190,6 +190,21 @@ class JaxCase:
         self.state = state
 
 
+def _repeating_runner(step, state, batch):
+    """run(n): applies ``state, _ = step(state, batch)`` n times (donating the state), then
+    blocks until done; the state is carried from call to call."""
+    holder = [state]
+
+    def run(n: int) -> None:
+        s = holder[0]
+        for _ in range(n):
+            s, _ = step(s, batch)
+        jax.block_until_ready(s)
+        holder[0] = s
+
+    return run
+
+
 def random_batch(shape: tuple[int, ...], batch: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     x = rng.random((batch, *shape), dtype=np.float32)
@@ -218,16 +233,7 @@ def build_scan_case(size: str, batch: int, steps_per_call: int) -> tuple[Callabl
     xs = jnp.broadcast_to(jnp.asarray(random_batch(shape, batch)),
                           (steps_per_call, batch, *shape))
     multi = jax.jit(lambda s, xs: jax.lax.scan(step, s, xs), donate_argnums=0)
-    holder = [jax.device_put(state)]
-
-    def run(n: int) -> None:
-        s = holder[0]
-        for _ in range(n):
-            s, _ = multi(s, xs)
-        jax.block_until_ready(s)
-        holder[0] = s
-
-    return run, batch * steps_per_call
+    return _repeating_runner(multi, jax.device_put(state), xs), batch * steps_per_call
 
 
 # ---- the PyTorch side ----------------------------------------------------------------------
@@ -346,14 +352,7 @@ def multidevice_worker(size: str, per_device_batch: int, windows: int, window_s:
     step = parallel.compile_step(
         lambda axis_name: train_step.make_train_step(config, models, shape, axis_name=axis_name))
     batch = parallel.place_batch(random_batch(shape, per_device_batch * n))
-    holder = [state]
-
-    def run(k: int) -> None:
-        s = holder[0]
-        for _ in range(k):
-            s, _ = step(s, batch)
-        jax.block_until_ready(s)
-        holder[0] = s
+    run = _repeating_runner(step, state, batch)
 
     t0 = time.perf_counter()
     run(1)
