@@ -159,7 +159,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
             writer.write_image(step, "samples", path)
         return samples
 
-    def check_nonfinite(state, step):
+    def check_nonfinite(state):
         first_bad = parallel.host_scalar(state, "first_nonfinite_step")
         if first_bad < 0 or config.nonfinite_policy != "stop":
             return
@@ -177,7 +177,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
 
         progress = tqdm(total=num_steps, initial=start_step, desc=config.method,
                         dynamic_ncols=True)
-    step = start_step
     with _SigtermFlag() as sigterm, data.prefetch(dataset.get_batch, start_step,
                                                   num_steps - start_step) as batches:
         for step, host_batch in batches:
@@ -187,7 +186,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                 last_metrics = parallel.host_metrics(metrics)
                 last_metrics["steps_per_s"] = (done - start_step) / (time.time() - t0)
                 writer.write_scalars(done, last_metrics)
-                check_nonfinite(state, done)
+                check_nonfinite(state)
                 if progress is not None:
                     progress.set_postfix(alpha=f"{last_metrics['alpha']:.3f}",
                                          gen=f"{last_metrics['generator_loss']:.3g}")
@@ -195,19 +194,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                 # As many as the picture shows: a 64-image grid, or a 2,500-point scatter.
                 sample_png(parallel.global_state(state).params, done,
                            64 if dataset.is_image else 2500, f"samples/step_{done:07d}.png")
-            if done % config.checkpoint_every == 0 or done == num_steps:
-                check_nonfinite(state, done)  # never save a frozen state under a later step
+            if (done % config.checkpoint_every == 0 or done == num_steps
+                    or sigterm.received):
+                check_nonfinite(state)  # never save a frozen state under a later step
                 checkpointer.save(done, parallel.global_state(state))
             if progress is not None:
                 progress.update(1)
             if sigterm.received:
-                check_nonfinite(state, done)
-                checkpointer.save(done, parallel.global_state(state))
                 preempted = done < num_steps
                 break
     if progress is not None:
         progress.close()
-    check_nonfinite(state, step)
+    check_nonfinite(state)
     checkpointer.wait()
     checkpointer.close()
     wall = time.time() - t0
