@@ -140,7 +140,7 @@ DIGEST_KEY = "bridge_jax_sha256"
 
 
 def _silence_closed_loop_errors() -> None:
-    """Drops the "Event loop is closed" noise of a failed orbax read, keeps other errors.
+    """Drops the traceback noise of a failed orbax read, keeps other errors.
 
     When orbax gives up on an unreadable step, tensorstore reads still in flight
     complete into the closed event loop, and each prints a traceback through
@@ -158,6 +158,16 @@ def _silence_closed_loop_errors() -> None:
 
     hook._bridge_jax_filter = True
     sys.unraisablehook = hook
+    # The same in-flight reads, when their task is garbage-collected first, are logged
+    # by asyncio as "Task exception was never retrieved" with a traceback instead.
+    logging.getLogger("asyncio").addFilter(_drop_unretrieved_orbax_reads)
+
+
+def _drop_unretrieved_orbax_reads(record: logging.LogRecord) -> bool:
+    """False (drop) for asyncio's report of an unretrieved failed orbax deserialize task."""
+    message = record.getMessage()
+    return not (message.startswith("Task exception was never retrieved")
+                and "async_deserialize" in message)
 
 
 def _host_array(x) -> np.ndarray:
