@@ -88,12 +88,16 @@ def base_config() -> ml_collections.ConfigDict:
     c.critic.b1 = 0.5
     c.critic.b2 = 0.999
     c.critic.clip_norm = 10.0
+    c.critic.lr_schedule = "constant"  # "constant" or "cosine" (decay over training)
+    c.critic.final_lr_fraction = 0.0  # cosine: final lr = fraction × learning_rate
 
     c.generator = ml_collections.ConfigDict()
     c.generator.learning_rate = 1e-3
     c.generator.b1 = 0.5
     c.generator.b2 = 0.999
     c.generator.clip_norm = 10.0
+    c.generator.lr_schedule = "constant"
+    c.generator.final_lr_fraction = 0.0
     c.hybrid_weight = 1.0  # β of the VAE-GAN hybrid
 
     c.log_every = 50
@@ -247,6 +251,9 @@ def validate_config(
             _require(_is_number(opt[b]) and 0 <= opt[b] < 1,
                      f"{side}.{b} must lie in [0, 1), got {opt[b]!r}")
         _positive_number(f"{side}.clip_norm", opt.clip_norm)
+        _choice(f"{side}.lr_schedule", opt.lr_schedule, ("constant", "cosine"))
+        _require(_is_number(opt.final_lr_fraction) and 0 <= opt.final_lr_fraction <= 1,
+                 f"{side}.final_lr_fraction must lie in [0, 1], got {opt.final_lr_fraction!r}")
     _require(_is_number(c.hybrid_weight) and c.hybrid_weight >= 0,
              f"hybrid_weight must be a non-negative number, got {c.hybrid_weight!r}")
 

@@ -46,11 +46,29 @@ class TrainState(struct.PyTreeNode):
         return {k: self.params[k] for k in GENERATOR_KEYS}
 
 
-def make_optimizer(opt_config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-    """clip_by_global_norm(clip_norm) → Adam(learning_rate, b1, b2)."""
+def learning_rate_schedule(opt_config: ml_collections.ConfigDict,
+                           num_steps: int) -> float | optax.Schedule:
+    """The optimizer's learning rate per update: constant, or cosine decay
+
+        lr(t) = lr · (f + (1 − f) · ½(1 + cos(π · min(t, T)/T))),   T = num_steps,
+
+    from ``learning_rate`` to ``f · learning_rate`` (f = ``final_lr_fraction``).
+    The critic's count is per critic update, so T is num_steps · critic.steps there.
+    Constant is a plain float, so the Adam state holds no schedule counter.
+    """
+    lr = float(opt_config.learning_rate)
+    if opt_config.lr_schedule == "constant":
+        return lr
+    return optax.cosine_decay_schedule(lr, decay_steps=max(int(num_steps), 1),
+                                       alpha=float(opt_config.final_lr_fraction))
+
+
+def make_optimizer(opt_config: ml_collections.ConfigDict,
+                   num_steps: int = 1) -> optax.GradientTransformation:
+    """clip_by_global_norm(clip_norm) → Adam(learning rate schedule, b1, b2)."""
     return optax.chain(
         optax.clip_by_global_norm(float(opt_config.clip_norm)),
-        optax.adam(float(opt_config.learning_rate), b1=float(opt_config.b1),
+        optax.adam(learning_rate_schedule(opt_config, num_steps), b1=float(opt_config.b1),
                    b2=float(opt_config.b2)),
     )
 
@@ -79,8 +97,8 @@ def create_train_state(
     init_key, state_key = jax.random.split(rng)
     params = models_lib.init_params(models, init_key, example_shape,
                                     int(config.model.latent_dim))
-    gen_tx = make_optimizer(config.generator)
-    critic_tx = make_optimizer(config.critic)
+    gen_tx = make_optimizer(config.generator, int(config.num_steps))
+    critic_tx = make_optimizer(config.critic, int(config.num_steps) * int(config.critic.steps))
     gen_params = {k: params[k] for k in GENERATOR_KEYS}
     return TrainState(
         step=jnp.zeros((), jnp.int32),

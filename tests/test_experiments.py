@@ -109,3 +109,90 @@ def test_vmapped_step_matches_single_seed_step():
             np.testing.assert_allclose(a[s], b, rtol=1e-4, atol=1e-5)
     assert not math.isclose(float(v_metrics["generator_loss"][0]),
                             float(v_metrics["generator_loss"][1]))
+
+
+# --------------------------------------------------------------------------- config overrides
+
+
+def test_set_field_casts_to_the_field_type_and_rejects_unknown_fields():
+    size = dataclasses.replace(sweep.TINY, overrides=sweep.parse_overrides(
+        ["critic.steps=3", "alpha.transition_steps=2", "generator.lr_schedule=cosine",
+         "alpha.self_normalize=true"]))
+    c = sweep.run_config("ring", sweep.RUNS_BY_KEY["bridge_cosine"], size)
+    assert c.critic.steps == 3 and isinstance(c.critic.steps, int)
+    assert c.alpha.transition_steps == 2 and c.generator.lr_schedule == "cosine"
+    assert c.alpha.self_normalize is True
+    table = sweep.alpha_table(c)  # cosine 1→0 over 2 steps, then held at 0
+    np.testing.assert_allclose(table, [1.0, 0.5, 0.0, 0.0], atol=1e-6)
+    with pytest.raises(sweep.configuration.ConfigError, match="critic.stepz"):
+        sweep.set_field(c, "critic.stepz", "1")
+    with pytest.raises(sweep.configuration.ConfigError, match="is not a int"):
+        sweep.set_field(c, "critic.steps", "two")
+    with pytest.raises(sweep.configuration.ConfigError, match="field=value"):
+        sweep.parse_overrides(["critic.steps"])
+    with pytest.raises(SystemExit):  # the CLI names the bad override and exits 2
+        sweep.main(["--tiny", "--datasets", "ring", "--set", "nope=1", "--out", "/nonexistent"])
+
+
+# --------------------------------------------------------------------------- Stacked MNIST
+
+
+@pytest.fixture(scope="module")
+def cheap_classifier_cache(tmp_path_factory):
+    """A classifier trained for 250 steps, cached where the sweep looks for the default one."""
+    from bridge_jax.evaluation import classifier as clf
+
+    cache = tmp_path_factory.mktemp("classifier")
+    images, labels = clf.load_mnist_digits()
+    params, accuracy = clf.train_digit_classifier(images, labels, steps=250, batch_size=64,
+                                                  seed=0)
+    clf.save_classifier(clf.cache_path(cache, steps=clf.DEFAULT_STEPS, seed=0), params,
+                        accuracy)
+    return str(cache), params, accuracy
+
+
+def test_image_metrics_real_digits_vs_noise(cheap_classifier_cache):
+    from bridge_jax import data
+    from bridge_jax.experiments import stacked_mnist as sm
+
+    _, params, _ = cheap_classifier_cache
+    source = data.make_dataset("stacked_mnist", seed=0, global_batch_size=8)
+    real_a, _ = source.eval_arrays(3000, seed=0)
+    real_b, _ = source.eval_arrays(1000, seed=1)
+    feats = sm.channel_features(params, real_a)
+    assert feats.shape[0] == 3 * 3000 and feats.ndim == 2
+    real = sm.image_metrics(real_b, params, feats)
+    noise = sm.image_metrics(np.random.default_rng(0).uniform(size=real_b.shape)
+                             .astype(np.float32), params, feats)
+    # 1000 uniform triples hit 1000·(1 − e^−1) ≈ 632 modes; classifier errors add a few.
+    assert 560 <= real["modes_covered"] <= 720
+    assert real["kl_to_uniform"] < 0.6  # finite-sample KL of 1000 draws ≈ 0.45
+    assert real["fd"] < 0.1 * noise["fd"]
+    assert noise["modes_covered"] < 100 and noise["kl_to_uniform"] > 3.0
+
+
+def test_tiny_stacked_mnist_sweep(tmp_path, cheap_classifier_cache):
+    cache, _, accuracy = cheap_classifier_cache
+    keys = ["vae", "bridge_cosine", "nsgan"]
+    results = sweep.run_sweep(sweep.TINY, str(tmp_path), datasets=("stacked_mnist",),
+                              run_keys=keys, size_name="tiny", classifier_cache=cache,
+                              log=lambda *a: None)
+    d = results["datasets"]["stacked_mnist"]
+    assert d["kind"] == "image" and d["num_modes"] == 1000 and list(d["runs"]) == keys
+    for run in d["runs"].values():
+        assert run["seeds"] == [0, 1] and [t["step"] for t in run["trajectory"]] == [2, 4]
+        assert run["classifier_accuracy"] == pytest.approx(accuracy)
+        assert np.asarray(run["samples_seed0"]).shape == (64, 28, 28, 3)
+        for m in run["per_seed"]:
+            assert m["num_samples"] == 300
+            assert 1 <= m["modes_covered"] <= 300
+            assert 0.0 <= m["kl_to_uniform"] <= math.log(1000) + 1e-9 and m["fd"] > 0
+    alphas = [t["train_alpha"] for t in d["runs"]["bridge_cosine"]["trajectory"]]
+    assert alphas[0] > alphas[-1]
+    md = (tmp_path / "results.md").read_text()
+    assert "PacDCGAN2" in md and "FD-MNIST-classifier" in md and "300 decoder means" in md
+    for label in ("VAE (α≡1)", "NS-GAN", "α-Bridge 1→0 (cosine)"):
+        assert sum(line.startswith(f"| {label} |") for line in md.splitlines()) == 1
+    for stem in ("coverage_vs_quality", "bridge_trajectory", "samples"):
+        assert os.path.getsize(tmp_path / f"{stem}_stacked_mnist.png") > 1000
+    json.loads((tmp_path / "results.json").read_text())

@@ -5,6 +5,10 @@
 - ``bridge_trajectory_<dataset>.png``: α and the metrics along training for the
   α-Bridge runs (VAE and adversarial runs as reference lines).
 - ``samples_<dataset>.png``: seed-0 samples of every method side by side.
+
+Stacked MNIST (``kind == "image"``) gets the same three plots with its own
+metrics: modes of 1000 against FD-MNIST-classifier, the trajectory of α,
+modes, KL and FD, and 8×8 grids of seed-0 decoder means.
 """
 
 from __future__ import annotations
@@ -113,13 +117,94 @@ def samples_grid(dataset: str, d: dict, path: str) -> str:
     return path
 
 
+def image_coverage_vs_quality(dataset: str, d: dict, path: str) -> str:
+    fig, ax = plt.subplots(figsize=(7, 5))
+    cmap = plt.get_cmap("tab10")
+    for i, run in enumerate(d["runs"].values()):
+        fd, fd_s = _mean_std(run["summary"]["fd"])
+        mc, mc_s = _mean_std(run["summary"]["modes_covered"])
+        ax.errorbar(fd, mc, xerr=fd_s, yerr=mc_s, fmt="o", capsize=3, color=cmap(i % 10),
+                    label=run["label"])
+    ax.set_xlabel("FD-MNIST-classifier (lower is better)")
+    ax.set_ylabel(f"modes covered (of {d['num_modes']})")
+    ax.invert_xaxis()
+    ax.set_title(f"{dataset}: coverage vs quality")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def image_trajectory(dataset: str, d: dict, path: str) -> str:
+    panels = [("alpha", "α"), ("modes_covered", "modes covered"),
+              ("kl_to_uniform", "KL to uniform"), ("fd", "FD-MNIST-classifier")]
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))
+    for key in TRAJECTORY_RUNS:
+        run = d["runs"].get(key)
+        if run is None:
+            continue
+        traj = run["trajectory"]
+        steps = np.array([t["step"] for t in traj])
+        style = "-" if key.startswith("bridge") else ":"
+        for ax, (name, title) in zip(axes, panels, strict=True):
+            y = (np.array([t["train_alpha"] for t in traj]) if name == "alpha"
+                 else np.array([_mean_std(t["summary"][name])[0] for t in traj]))
+            ax.plot(steps, y, style, marker=".", label=run["label"])
+            ax.set_title(title)
+            ax.set_xlabel("step")
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"{dataset}: along training (mean over seeds)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def tile_images(images: np.ndarray, cols: int = 8) -> np.ndarray:
+    """(N, H, W, C) in [0, 1] → one (rows·H, cols·W, C) mosaic, N ≤ rows·cols."""
+    n, h, w, c = images.shape
+    rows = math.ceil(n / cols)
+    canvas = np.ones((rows * h, cols * w, c), np.float32)
+    for i, img in enumerate(images):
+        r, q = divmod(i, cols)
+        canvas[r * h:(r + 1) * h, q * w:(q + 1) * w] = img
+    return canvas
+
+
+def image_samples_grid(dataset: str, d: dict, path: str) -> str:
+    runs = list(d["runs"].values())
+    cols = min(5, len(runs))
+    rows = math.ceil(len(runs) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.6 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, run in zip(axes.ravel(), runs, strict=False):
+        mosaic = np.clip(tile_images(np.asarray(run["samples_seed0"], np.float32)), 0, 1)
+        ax.imshow(mosaic.squeeze(-1) if mosaic.shape[-1] == 1 else mosaic,
+                  cmap="gray", interpolation="nearest")
+        m = run["per_seed"][0]
+        ax.set_title(f"{run['label']}\n{m['modes_covered']} modes, FD {m['fd']:.1f}",
+                     fontsize=8)
+    fig.suptitle(f"{dataset}: decoder means of seed 0", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def write_all(results: dict, out_dir: str) -> list[str]:
     """Writes every plot of ``results`` into ``out_dir``; returns the file names."""
     names = []
     for dataset, d in results["datasets"].items():
-        for fn, stem in ((coverage_vs_quality, "coverage_vs_quality"),
-                         (bridge_trajectory, "bridge_trajectory"),
-                         (samples_grid, "samples")):
+        plots = ((image_coverage_vs_quality, "coverage_vs_quality"),
+                 (image_trajectory, "bridge_trajectory"),
+                 (image_samples_grid, "samples")) if d.get("kind") == "image" else (
+                (coverage_vs_quality, "coverage_vs_quality"),
+                (bridge_trajectory, "bridge_trajectory"),
+                (samples_grid, "samples"))
+        for fn, stem in plots:
             name = f"{stem}_{dataset}.png"
             fn(dataset, d, os.path.join(out_dir, name))
             names.append(name)
