@@ -508,7 +508,8 @@ def image_markdown(dataset: str, d: dict, size: dict) -> list[str]:
              f"(held-out accuracy {acc:.3f} on 500 bundled digits); a mode (digit triple) is "
              "covered when predicted at least once; KL = KL(p̂ ‖ U_1000).",
              "- FD-MNIST-classifier: Fréchet distance between the classifier's penultimate "
-             f"features of generated and of real channels ({min(size['image_num_eval_samples'], 10_000):,} real stacked images). "
+             "features of generated and of real channels "
+             f"({min(size['image_num_eval_samples'], 10_000):,} real stacked images). "
              "Not FID; lower is better.", "",
              "| method | modes (of 1000) | KL to uniform | FD-MNIST-classifier "
              "| seeds with skipped non-finite updates |", "|---|---|---|---|---|"]
