@@ -3,8 +3,9 @@ r"""The method sweep on Stacked MNIST (METHOD.md §8; VEEGAN/PacGAN protocol).
 Called by :mod:`bridge_jax.experiments.sweep` for ``--datasets stacked_mnist``.
 DCGAN-sized models are trained one member (run, seed) at a time — ``jax.vmap``
 over convolution weights becomes a grouped convolution, which XLA:CPU runs
-slowly — but every α-family member reuses one compiled ``lax.scan`` of steps,
-its α read from a table argument, as in the 2-D sweep.
+slowly — but every α-family member reuses one compiled step,
+its α read from a table argument, as in the 2-D sweep (one call per step: no
+``lax.scan``, whose while loop slows convolutions on XLA:CPU).
 
 Every ``eval_every`` steps each member draws ``num_eval_samples`` decoder means
 (26,000 in the protocol), and is scored by
@@ -83,20 +84,25 @@ def train_image_group(dataset: str, runs: list, size, *, run_config, alpha_table
     # so the compiled chunk is reused instead of retraced.
     models, first_state = train.build(cfg, shape)
 
-    def chunk_fn(state, data, table):  # data: (K, B, *shape)
+    def one_step(state, x, table):
         def schedule(step):
             return table[jnp.clip(step, 0, table.shape[0] - 1)]
 
         step_fn = train_step.make_train_step(cfg, models, shape, alpha_schedule=schedule)
+        state, metrics = step_fn(state, x)
+        return state, {k: metrics[k] for k in tracked if k in metrics}
 
-        def body(carry, x):
-            carry, metrics = step_fn(carry, x)
-            return carry, {k: metrics[k] for k in tracked if k in metrics}
+    # One call per step, not a lax.scan: XLA:CPU runs convolutions inside a while loop
+    # several times slower (see train_step.py).
+    step_jit = jax.jit(one_step, donate_argnums=0)
 
-        state, metrics = jax.lax.scan(body, state, data)
-        return state, jax.tree.map(lambda a: jnp.mean(a, axis=0), metrics)
+    def run_chunk(state, batches, table):
+        history = []
+        for x in batches:
+            state, metrics = step_jit(state, x, table)
+            history.append(metrics)
+        return state, jax.tree.map(lambda *a: jnp.mean(jnp.stack(a)), *history)
 
-    run_chunk = jax.jit(chunk_fn, donate_argnums=0)
     sampler = train_step.make_sampler(cfg, models, shape)
     sample_fn = jax.jit(lambda p, k: sampler(p, k, SAMPLE_CHUNK))
 
