@@ -276,6 +276,7 @@ def validate_config(
 def shrink_for_tests(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """The ``tiny`` variant: a few steps of a small model, for tests and smoke runs."""
     config.num_steps = 4
+    config.alpha.transition_steps = -1  # the schedule spans the 4 steps
     config.batch_size = 16
     config.model.width = 8 if config.model.arch == "dcgan" else 16
     config.model.depth = 1

@@ -12,6 +12,7 @@ def get_config(arg: str | None = None):
     config.model.arch = "dcgan"
     config.model.latent_dim = 32
     config.model.width = 32
+    config.model.likelihood = "bernoulli"  # see configs/mnist.py
     config.num_steps = 5000
     config.batch_size = 64
     config.critic.learning_rate = 2e-4

@@ -592,6 +592,8 @@ BAD_CONFIGS = [
     ({"generator.b2": -0.1}, "generator.b2"),
     ({"critic.clip_norm": 0.0}, "critic.clip_norm"),
     ({"generator.clip_norm": -1.0}, "generator.clip_norm"),
+    ({"generator.lr_schedule": "linear"}, "generator.lr_schedule"),
+    ({"critic.final_lr_fraction": 1.5}, "critic.final_lr_fraction"),
     ({"hybrid_weight": -1.0}, "hybrid_weight"),
     ({"log_every": 0}, "log_every"),
     ({"sample_every": -1}, "sample_every"),

@@ -294,3 +294,25 @@ def test_bfloat16_compute_keeps_float32_params():
     for key in ("negative_elbo", "critic_loss"):
         assert metrics16[key] == pytest.approx(metrics32[key], rel=2e-2), key
     assert metrics16["negative_elbo"] != metrics32["negative_elbo"]
+
+
+def test_cosine_learning_rate_decay_reaches_adam():
+    """lr(t) = lr·(f + (1−f)·½(1 + cos(πt/T))); with a constant gradient Adam's update is −lr(t)."""
+    from bridge_jax import train_state
+
+    opt = configuration.base_config().generator
+    opt.learning_rate, opt.lr_schedule, opt.final_lr_fraction = 1e-2, "cosine", 0.1
+    sched = train_state.learning_rate_schedule(opt, 100)
+    for t in (0, 25, 50, 100, 300):
+        expected = 1e-2 * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(t, 100) / 100)))
+        assert float(sched(t)) == pytest.approx(expected, rel=1e-5)
+    tx = train_state.make_optimizer(opt, 100)
+    params = {"w": np.zeros(3, np.float32)}
+    state = tx.init(params)
+    grads = {"w": np.full(3, 0.5, np.float32)}  # norm < clip_norm: clipping is a no-op
+    for t in range(60):
+        updates, state = tx.update(grads, state, params)
+        if t in (0, 50, 59):
+            np.testing.assert_allclose(updates["w"], -float(sched(t)), rtol=1e-4)
+    opt.lr_schedule = "constant"
+    assert train_state.learning_rate_schedule(opt, 100) == pytest.approx(1e-2)

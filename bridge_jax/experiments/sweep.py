@@ -115,10 +115,14 @@ QUICK = SweepSize(num_seeds=3, num_steps={"ring": 300, "grid": 300, "stacked_mni
                   width={"ring": 64, "grid": 64, "stacked_mnist": 16},
                   depth={"ring": 2, "grid": 2, "stacked_mnist": 1},
                   image_eval_every=100, image_num_eval_samples=2_000)
-FULL = SweepSize(num_seeds=10, num_steps={"ring": 3000, "grid": 3000, "stacked_mnist": 1500},
-                 eval_every=250, batch_size=64,
-                 width={"ring": 64, "grid": 64, "stacked_mnist": 32},
-                 depth={"ring": 2, "grid": 2, "stacked_mnist": 1})
+# Chosen from the 5-seed ring runs of results/investigation.md: width 128 and cosine lr
+# decay help every method; the α-Bridge reaches α=0 at 1/6 of training.
+FULL = SweepSize(num_seeds=10, num_steps={"ring": 9000, "grid": 9000, "stacked_mnist": 1500},
+                 eval_every=500, batch_size=64,
+                 width={"ring": 128, "grid": 128, "stacked_mnist": 32},
+                 depth={"ring": 2, "grid": 2, "stacked_mnist": 1},
+                 lr_schedule="cosine", transition_fraction=1 / 6,
+                 image_num_seeds=1, image_eval_every=500)
 TINY = SweepSize(num_seeds=2, num_steps={"ring": 4, "grid": 4, "stacked_mnist": 4},
                  eval_every=2, batch_size=16,
                  width={"ring": 8, "grid": 8, "stacked_mnist": 8},
