@@ -196,3 +196,10 @@ def test_tiny_stacked_mnist_sweep(tmp_path, cheap_classifier_cache):
     for stem in ("coverage_vs_quality", "bridge_trajectory", "samples"):
         assert os.path.getsize(tmp_path / f"{stem}_stacked_mnist.png") > 1000
     json.loads((tmp_path / "results.json").read_text())
+
+
+def test_render_rewrites_the_same_markdown_from_json(tiny_results):
+    out, _ = tiny_results
+    before = (out / "results.md").read_text()
+    (out / "results.md").write_text("stale")
+    assert sweep.render(str(out)) == before == (out / "results.md").read_text()

@@ -390,7 +390,7 @@ def run_sweep(size: SweepSize, out_dir: str, *, datasets=("ring", "grid"),
     if plots:
         from bridge_jax.experiments import plots as plots_lib
 
-        results["plots"] = plots_lib.write_all(results, out_dir)
+        results["plots"] = sorted(plots_lib.write_all(results, out_dir))
     with open(os.path.join(out_dir, "results.md"), "w") as f:
         f.write(results_markdown(results))
     log(f"wrote {out_dir}/results.md ({results['wall_s']:.0f}s)")
@@ -431,6 +431,32 @@ def results_markdown(results: dict) -> str:
         f"**{results['wall_s'] / 60:.1f} min** ({results['wall_s']:.0f} s) on "
         f"{results['platform']['cpu_count']} CPU cores (shared with other jobs), "
         f"jax {results['platform']['jax']} ({results['platform']['backend']}).", "",
+    ]
+    if any(d.get("kind") != "image" for d in results["datasets"].values()):
+        lines += mixture_protocol_markdown(results)
+    for dataset, d in results["datasets"].items():
+        if d.get("kind") == "image":
+            lines += image_markdown(dataset, d, size)
+            continue
+        lines += mixture_table_markdown(dataset, d)
+    if "stacked_mnist" not in results["datasets"]:
+        lines += ["## Stacked MNIST", "",
+                  "Not in this sweep's datasets (run it with `--datasets stacked_mnist`). "
+                  "Published reference rows for context, not our measurement:", "",
+                  "| method (PacGAN paper) | modes (of 1000) | KL |", "|---|---|---|"]
+        for name, modes, _, kl in PUBLISHED["stacked_mnist"]:
+            lines.append(f"| {name} | {modes:g} | {kl} |")
+        lines += ["", f"Source: {PUBLISHED_SOURCE}.", ""]
+    if results.get("plots"):
+        lines += ["## Plots", ""] + [f"- `{p}`" for p in results["plots"]] + [""]
+    return "\n".join(lines)
+
+
+def mixture_protocol_markdown(results: dict) -> list[str]:
+    """The 2-D sections' protocol and hyper-parameters."""
+    size = results["size"]
+    mixtures = [d for d, v in results["datasets"].items() if v.get("kind") != "image"]
+    lines = [
         "## Protocol", "",
         f"- Each method is trained for the same number of steps with {size['num_seeds']} seeds "
         "(seed s: parameter init, training noise and data stream); all seeds of a method — "
@@ -453,8 +479,8 @@ def results_markdown(results: dict) -> str:
         f"decoder with a learned scalar scale σ (init {size['init_scale']:g}, min 1e-3; "
         "base_config's 0.1 leaves σ far above the ring's 0.01 after a CPU-sized budget).",
         "- MLP width/depth: " + ", ".join(
-            f"{d}: {size['width'][d]}×{size['depth'][d]}" for d in results["datasets"]) + ".",
-        "- Steps: " + ", ".join(f"{d}: {size['num_steps'][d]:,}" for d in results["datasets"])
+            f"{d}: {size['width'][d]}×{size['depth'][d]}" for d in mixtures) + ".",
+        "- Steps: " + ", ".join(f"{d}: {size['num_steps'][d]:,}" for d in mixtures)
         + f"; evaluated every {size['eval_every']} steps (trajectory plots).",
         "- Config overrides for every run: " + (", ".join(
             f"`{k}={v}`" for k, v in size.get("overrides", ())) or "none") + ".",
@@ -468,44 +494,36 @@ def results_markdown(results: dict) -> str:
         "how they were chosen (5-seed runs on the ring, each change measured) is in "
         "`results/investigation.md`.", "",
     ]
-    for dataset, d in results["datasets"].items():
-        if d.get("kind") == "image":
-            lines += image_markdown(dataset, d, size)
-            continue
-        k = d["num_modes"]
-        any_run = next(iter(d["runs"].values()))
-        lines += [f"## {dataset} ({k} modes) — {len(any_run['seeds'])} seeds, "
-                  f"{any_run['num_steps']:,} steps, wall {d['wall_s'] / 60:.1f} min", "",
-                  f"| method | modes covered (of {k}) | strict modes | HQ % | reverse KL "
-                  "| seeds with skipped non-finite updates |",
-                  "|---|---|---|---|---|---|"]
-        for run in d["runs"].values():
-            s = run["summary"]
-            bad = sum(1 for v in run["nonfinite_updates"] if v)
-            lines.append(f"| {run['label']} | {_pm(s['modes_covered'])} | "
-                         f"{_pm(s['modes_covered_strict'])} | {_pm(s['hq_fraction'], 100, 1)} | "
-                         f"{_pm(s['reverse_kl'])} | {bad} |")
-        if dataset in PUBLISHED:
-            lines += ["", "Published reference rows (context, **not our measurement**; "
-                      "different architectures and budgets):", "",
-                      "| method (PacGAN paper) | modes covered | HQ % | reverse KL |",
-                      "|---|---|---|---|"]
-            for name, modes, hq, kl in PUBLISHED[dataset]:
-                hq_s = "—" if hq is None else f"{hq}"
-                lines.append(f"| {name} | {modes:g} | {hq_s} | {kl} |")
-            lines += ["", f"Source: {PUBLISHED_SOURCE}."]
-        lines.append("")
-    if "stacked_mnist" not in results["datasets"]:
-        lines += ["## Stacked MNIST", "",
-                  "Not run in this sweep (a converged DCGAN sweep does not fit the CPU budget). "
-                  "Published reference rows for context, not our measurement:", "",
-                  "| method (PacGAN paper) | modes (of 1000) | KL |", "|---|---|---|"]
-        for name, modes, _, kl in PUBLISHED["stacked_mnist"]:
-            lines.append(f"| {name} | {modes:g} | {kl} |")
-        lines += ["", f"Source: {PUBLISHED_SOURCE}.", ""]
-    if results.get("plots"):
-        lines += ["## Plots", ""] + [f"- `{p}`" for p in results["plots"]] + [""]
-    return "\n".join(lines)
+    return lines
+
+
+def mixture_table_markdown(dataset: str, d: dict) -> list[str]:
+    """One 2-D dataset's table and the published rows."""
+    lines: list[str] = []
+    k = d["num_modes"]
+    any_run = next(iter(d["runs"].values()))
+    lines += [f"## {dataset} ({k} modes) — {len(any_run['seeds'])} seeds, "
+              f"{any_run['num_steps']:,} steps, wall {d['wall_s'] / 60:.1f} min", "",
+              f"| method | modes covered (of {k}) | strict modes | HQ % | reverse KL "
+              "| seeds with skipped non-finite updates |",
+              "|---|---|---|---|---|---|"]
+    for run in d["runs"].values():
+        s = run["summary"]
+        bad = sum(1 for v in run["nonfinite_updates"] if v)
+        lines.append(f"| {run['label']} | {_pm(s['modes_covered'])} | "
+                     f"{_pm(s['modes_covered_strict'])} | {_pm(s['hq_fraction'], 100, 1)} | "
+                     f"{_pm(s['reverse_kl'])} | {bad} |")
+    if dataset in PUBLISHED:
+        lines += ["", "Published reference rows (context, **not our measurement**; "
+                  "different architectures and budgets):", "",
+                  "| method (PacGAN paper) | modes covered | HQ % | reverse KL |",
+                  "|---|---|---|---|"]
+        for name, modes, hq, kl in PUBLISHED[dataset]:
+            hq_s = "—" if hq is None else f"{hq}"
+            lines.append(f"| {name} | {modes:g} | {hq_s} | {kl} |")
+        lines += ["", f"Source: {PUBLISHED_SOURCE}."]
+    lines.append("")
+    return lines
 
 
 def image_markdown(dataset: str, d: dict, size: dict) -> list[str]:
@@ -516,8 +534,14 @@ def image_markdown(dataset: str, d: dict, size: dict) -> list[str]:
              f"{any_run['num_steps']:,} steps, wall {d['wall_s'] / 60:.1f} min", "",
              f"- Models: DCGAN-style encoder/decoder/critic, width {size['width'][dataset]}, "
              f"latent dim {size['image_latent_dim']}, Bernoulli decoder, batch "
-             f"{size['batch_size']}, Adam lr {size['image_learning_rate']:g} (β1 0.5) for both "
-             "players; same settings for every method.",
+             f"{size['batch_size']}, Adam lr {size['image_learning_rate']:g} (β1 0.5"
+             + ("; cosine decay to 0" if size.get("lr_schedule") == "cosine" else "")
+             + ") for both players; same settings for every method.",
+             "- α-Bridge schedules go from α=1 to α=0 at "
+             + (f"{size.get('transition_fraction', 1.0):.3g} of the training steps, then hold "
+                "α=0" if size.get("transition_fraction", 1.0) < 1 else "the last step")
+             + "; config overrides for every run: " + (", ".join(
+                 f"`{k}={v}`" for k, v in size.get("overrides", ())) or "none") + ".",
              f"- Evaluation (VEEGAN/PacGAN protocol): {size['image_num_eval_samples']:,} decoder "
              "means per seed; each channel is classified by the project's digit classifier "
              f"(held-out accuracy {acc:.3f} on 500 bundled digits); a mode (digit triple) is "
@@ -542,6 +566,28 @@ def image_markdown(dataset: str, d: dict, size: dict) -> list[str]:
     return lines
 
 
+def _from_json(x):
+    """Inverse of _jsonable for the values: 'inf'/'-inf'/'nan' strings back to floats."""
+    if isinstance(x, dict):
+        return {k: _from_json(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_from_json(v) for v in x]
+    if isinstance(x, str) and x in ("inf", "-inf", "nan"):
+        return float(x)
+    return x
+
+
+def render(out_dir: str) -> str:
+    """Rewrites ``out_dir/results.md`` from its ``results.json`` (and the plots present)."""
+    with open(os.path.join(out_dir, "results.json")) as f:
+        results = _from_json(json.load(f))
+    results["plots"] = sorted(p for p in os.listdir(out_dir) if p.endswith(".png"))
+    text = results_markdown(results)
+    with open(os.path.join(out_dir, "results.md"), "w") as f:
+        f.write(text)
+    return text
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     g = p.add_mutually_exclusive_group()
@@ -549,6 +595,8 @@ def main(argv=None):
     g.add_argument("--full", action="store_true", help="10 seeds, the converging budget")
     g.add_argument("--tiny", action="store_true", help="a smoke test of the machinery")
     p.add_argument("--out", default="results")
+    p.add_argument("--render", action="store_true",
+                   help="only rewrite OUT/results.md from OUT/results.json (no training)")
     p.add_argument("--datasets", default="ring,grid",
                    help="comma-separated: ring, grid, stacked_mnist")
     p.add_argument("--classifier-cache", default="",
@@ -560,6 +608,9 @@ def main(argv=None):
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="config override for every run, e.g. --set critic.steps=2 (repeatable)")
     args = p.parse_args(argv)
+    if args.render:
+        render(args.out)
+        return
     name = "full" if args.full else "tiny" if args.tiny else "quick"
     size = SIZES[name]
     if args.steps:
