@@ -90,6 +90,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.critic.clip_norm = 10.0
     c.critic.lr_schedule = "constant"  # "constant" or "cosine" (decay over training)
     c.critic.final_lr_fraction = 0.0  # cosine: final lr = fraction × learning_rate
+    c.critic.lr_decay_steps = -1  # cosine horizon in steps; -1: num_steps
 
     c.generator = ml_collections.ConfigDict()
     c.generator.learning_rate = 1e-3
@@ -98,6 +99,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.generator.clip_norm = 10.0
     c.generator.lr_schedule = "constant"
     c.generator.final_lr_fraction = 0.0
+    c.generator.lr_decay_steps = -1
     c.hybrid_weight = 1.0  # β of the VAE-GAN hybrid
 
     c.log_every = 50
@@ -254,6 +256,9 @@ def validate_config(
         _choice(f"{side}.lr_schedule", opt.lr_schedule, ("constant", "cosine"))
         _require(_is_number(opt.final_lr_fraction) and 0 <= opt.final_lr_fraction <= 1,
                  f"{side}.final_lr_fraction must lie in [0, 1], got {opt.final_lr_fraction!r}")
+        _require(_is_int(opt.lr_decay_steps)
+                 and (opt.lr_decay_steps > 0 or opt.lr_decay_steps == -1),
+                 f"{side}.lr_decay_steps must be positive or -1, got {opt.lr_decay_steps!r}")
     _require(_is_number(c.hybrid_weight) and c.hybrid_weight >= 0,
              f"hybrid_weight must be a non-negative number, got {c.hybrid_weight!r}")
 

@@ -63,6 +63,15 @@ def learning_rate_schedule(opt_config: ml_collections.ConfigDict,
                                        alpha=float(opt_config.final_lr_fraction))
 
 
+def decay_steps(config: ml_collections.ConfigDict, side: str) -> int:
+    """The cosine horizon T in optimizer updates: ``lr_decay_steps`` (−1: num_steps) train
+    steps, × critic.steps for the critic. Fixing it keeps the schedule when a run is
+    resumed with a larger num_steps."""
+    steps = int(config[side].lr_decay_steps)
+    steps = int(config.num_steps) if steps == -1 else steps
+    return steps * (int(config.critic.steps) if side == "critic" else 1)
+
+
 def make_optimizer(opt_config: ml_collections.ConfigDict,
                    num_steps: int = 1) -> optax.GradientTransformation:
     """clip_by_global_norm(clip_norm) → Adam(learning rate schedule, b1, b2)."""
@@ -97,8 +106,8 @@ def create_train_state(
     init_key, state_key = jax.random.split(rng)
     params = models_lib.init_params(models, init_key, example_shape,
                                     int(config.model.latent_dim))
-    gen_tx = make_optimizer(config.generator, int(config.num_steps))
-    critic_tx = make_optimizer(config.critic, int(config.num_steps) * int(config.critic.steps))
+    gen_tx = make_optimizer(config.generator, decay_steps(config, "generator"))
+    critic_tx = make_optimizer(config.critic, decay_steps(config, "critic"))
     gen_params = {k: params[k] for k in GENERATOR_KEYS}
     return TrainState(
         step=jnp.zeros((), jnp.int32),

@@ -409,6 +409,7 @@ def _small_config(**overrides) -> ml_collections.ConfigDict:
     c.num_final_samples = 0
     c.sample_every = 10**6
     c.alpha.transition_steps = 8  # α(step) independent of num_steps
+    c.generator.lr_decay_steps = c.critic.lr_decay_steps = 8  # and so are the lr schedules
     for key, value in overrides.items():
         node = c
         *parents, leaf = key.split(".")
@@ -473,7 +474,8 @@ def test_nonfinite_stop_saves_last_good_state_and_rerun_can_continue(tmp_path, m
     rc, stderr = _main_in_process(
         [f"--workdir={workdir}", *(f"--config.{k}={v}" for k, v in overrides.items()),
          "--config.num_final_samples=0", "--config.sample_every=1000000",
-         "--config.alpha.transition_steps=8"], capsys, monkeypatch)
+         "--config.alpha.transition_steps=8", "--config.generator.lr_decay_steps=8",
+         "--config.critic.lr_decay_steps=8"], capsys, monkeypatch)
     assert rc == 2, stderr
     message = _one_error_line(stderr)
     assert f"at step {bad}" in message and "critic_loss" in message and workdir in message
@@ -594,6 +596,7 @@ BAD_CONFIGS = [
     ({"generator.clip_norm": -1.0}, "generator.clip_norm"),
     ({"generator.lr_schedule": "linear"}, "generator.lr_schedule"),
     ({"critic.final_lr_fraction": 1.5}, "critic.final_lr_fraction"),
+    ({"generator.lr_decay_steps": 0}, "generator.lr_decay_steps"),
     ({"hybrid_weight": -1.0}, "hybrid_weight"),
     ({"log_every": 0}, "log_every"),
     ({"sample_every": -1}, "sample_every"),

@@ -205,6 +205,7 @@ def test_resume_in_process_is_bitwise_identical(trained, tmp_path, tfds_dir):
     workdir = str(tmp_path / "resumed")
     config = _config("ring", "tiny", tfds_dir)
     config.alpha.transition_steps = 4  # the same α schedule when num_steps is 2
+    config.generator.lr_decay_steps = config.critic.lr_decay_steps = 4  # and lr schedules
     config.num_steps = 2
     first = train.train_and_evaluate(config, workdir)
     assert first.steps_run == 2 and int(first.state.step) == 2
