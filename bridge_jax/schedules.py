@@ -153,6 +153,20 @@ def exponential(alpha_start: float, alpha_end: float, transition_steps: int,
     return _clipped(schedule)
 
 
+def from_table(table: jax.Array) -> Schedule:
+    """α(step) = table[clip(step, 0, len(table) − 1)]: a precomputed (possibly traced) table.
+
+    The method sweep passes each run's table as an argument of one compiled step, so
+    runs that differ only in α share it under ``jax.vmap``.
+    """
+    table = jnp.asarray(table)
+
+    def schedule(count):
+        return table[jnp.clip(count, 0, table.shape[0] - 1)]
+
+    return schedule
+
+
 def make_alpha_schedule(
     kind: str,
     *,

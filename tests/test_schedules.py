@@ -183,3 +183,12 @@ def test_unknown_kind_names_the_valid_ones():
     assert "sigmoid" in message
     for kind in schedules.SCHEDULES:
         assert kind in message
+
+
+def test_from_table_reads_the_row_and_clamps_the_ends():
+    table = jnp.asarray([1.0, 0.5, 0.25], jnp.float32)
+    sched = schedules.from_table(table)
+    np.testing.assert_allclose([float(sched(s)) for s in (-3, 0, 1, 2, 9)],
+                               [1.0, 1.0, 0.5, 0.25, 0.25])
+    traced = jax.jit(lambda t, s: schedules.from_table(t)(s))  # the table may be traced
+    assert float(traced(table, 1)) == 0.5

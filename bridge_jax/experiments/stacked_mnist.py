@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bridge_jax import train, train_step
+from bridge_jax import schedules, train, train_step
 from bridge_jax.evaluation import classifier as classifier_lib
 from bridge_jax.evaluation.frechet import frechet_distance_from_features
 from bridge_jax.evaluation.stacked_mnist import stacked_mnist_metrics
@@ -85,10 +85,8 @@ def train_image_group(dataset: str, runs: list, size, *, run_config, alpha_table
     models, first_state = train.build(cfg, shape)
 
     def one_step(state, x, table):
-        def schedule(step):
-            return table[jnp.clip(step, 0, table.shape[0] - 1)]
-
-        step_fn = train_step.make_train_step(cfg, models, shape, alpha_schedule=schedule)
+        step_fn = train_step.make_train_step(cfg, models, shape,
+                                                 alpha_schedule=schedules.from_table(table))
         state, metrics = step_fn(state, x)
         return state, {k: metrics[k] for k in tracked if k in metrics}
 

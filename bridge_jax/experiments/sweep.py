@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from bridge_jax import configuration, train, train_step
+from bridge_jax import configuration, schedules, train, train_step
 from bridge_jax.evaluation.mixtures import (
     HQ_NUM_STDS,
     PACGAN_NUM_EVAL_SAMPLES,
@@ -263,10 +263,8 @@ def train_group(dataset: str, runs: list[Run], size: SweepSize, log=print) -> di
     tables = jnp.asarray(np.repeat(np.stack([alpha_table(c) for c in cfgs]), num_seeds, axis=0))
 
     def member_step(st, x, table):
-        def schedule(step):
-            return table[jnp.clip(step, 0, table.shape[0] - 1)]
-
-        step_fn = train_step.make_train_step(cfg, models, shape, alpha_schedule=schedule)
+        step_fn = train_step.make_train_step(cfg, models, shape,
+                                                 alpha_schedule=schedules.from_table(table))
         return step_fn(st, x)
 
     vstep = jax.vmap(member_step)
