@@ -33,32 +33,54 @@ def _mean_std(stat) -> tuple[float, float]:
     return (m if math.isfinite(m) else np.nan), (s if math.isfinite(s) else 0.0)
 
 
-def coverage_vs_quality(dataset: str, d: dict, path: str) -> str:
+def _save(fig, path: str, dpi: int) -> str:
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
+def _coverage_plot(dataset: str, d: dict, path: str, *, x_key: str, x_scale: float,
+                   x_label: str, lower_is_better: bool) -> str:
+    """Modes covered (y) against a quality metric (x), one point per run, ± std bars."""
     fig, ax = plt.subplots(figsize=(7, 5))
     cmap = plt.get_cmap("tab10")
     for i, run in enumerate(d["runs"].values()):
-        hq, hq_s = _mean_std(run["summary"]["hq_fraction"])
+        q, q_s = _mean_std(run["summary"][x_key])
         mc, mc_s = _mean_std(run["summary"]["modes_covered"])
-        ax.errorbar(100 * hq, mc, xerr=100 * hq_s, yerr=mc_s, fmt="o", capsize=3,
+        ax.errorbar(x_scale * q, mc, xerr=x_scale * q_s, yerr=mc_s, fmt="o", capsize=3,
                     color=cmap(i % 10), label=run["label"])
-    ax.set_xlabel("high-quality samples (%)")
+    ax.set_xlabel(x_label)
     ax.set_ylabel(f"modes covered (of {d['num_modes']})")
     ax.set_ylim(0, d["num_modes"] + 0.5)
+    if lower_is_better:
+        ax.invert_xaxis()
     any_run = next(iter(d["runs"].values()))
     ax.set_title(f"{dataset}: coverage vs quality ({len(any_run['seeds'])} seeds, "
                  f"mean ± std)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path, 110)
 
 
-def bridge_trajectory(dataset: str, d: dict, path: str) -> str:
-    panels = [("alpha", "α"), ("modes_covered", "modes covered"),
-              ("hq_fraction", "HQ %"), ("reverse_kl", "reverse KL")]
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))
+def coverage_vs_quality(dataset: str, d: dict, path: str) -> str:
+    return _coverage_plot(dataset, d, path, x_key="hq_fraction", x_scale=100.0,
+                          x_label="high-quality samples (%)", lower_is_better=False)
+
+
+def image_coverage_vs_quality(dataset: str, d: dict, path: str) -> str:
+    return _coverage_plot(dataset, d, path, x_key="fd", x_scale=1.0,
+                          x_label="FD-MNIST-classifier (lower is better)",
+                          lower_is_better=True)
+
+
+def _trajectory_plot(dataset: str, d: dict, path: str,
+                     panels: list[tuple[str, str, float]]) -> str:
+    """α and metrics (mean ± std over seeds) along training for the TRAJECTORY_RUNS.
+
+    ``panels``: (metric key or "alpha", title, scale), the second panel being modes.
+    """
+    fig, axes = plt.subplots(1, len(panels), figsize=(16, 3.8))
     for key in TRAJECTORY_RUNS:
         run = d["runs"].get(key)
         if run is None:
@@ -66,14 +88,12 @@ def bridge_trajectory(dataset: str, d: dict, path: str) -> str:
         traj = run["trajectory"]
         steps = np.array([t["step"] for t in traj])
         style = "-" if key.startswith("bridge") else ":"
-        for ax, (name, title) in zip(axes, panels, strict=True):
+        for ax, (name, title, scale) in zip(axes, panels, strict=True):
             if name == "alpha":
                 y, e = np.array([t["train_alpha"] for t in traj]), np.zeros(len(traj))
             else:
                 ms = [_mean_std(t["summary"][name]) for t in traj]
-                y, e = np.array([m for m, _ in ms]), np.array([s for _, s in ms])
-                if name == "hq_fraction":
-                    y, e = 100 * y, 100 * e
+                y, e = scale * np.array([m for m, _ in ms]), scale * np.array([s for _, s in ms])
             ax.plot(steps, y, style, marker=".", label=run["label"])
             ax.fill_between(steps, y - e, y + e, alpha=0.15)
             ax.set_title(title)
@@ -82,22 +102,40 @@ def bridge_trajectory(dataset: str, d: dict, path: str) -> str:
     axes[0].legend(fontsize=7)
     fig.suptitle(f"{dataset}: along training (α: mean over the preceding evaluation interval; "
                  "metrics: mean ± std over seeds)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path, 110)
 
 
-def samples_grid(dataset: str, d: dict, path: str) -> str:
+def bridge_trajectory(dataset: str, d: dict, path: str) -> str:
+    return _trajectory_plot(dataset, d, path, [
+        ("alpha", "α", 1.0), ("modes_covered", "modes covered", 1.0),
+        ("hq_fraction", "HQ %", 100.0), ("reverse_kl", "reverse KL", 1.0)])
+
+
+def image_trajectory(dataset: str, d: dict, path: str) -> str:
+    return _trajectory_plot(dataset, d, path, [
+        ("alpha", "α", 1.0), ("modes_covered", "modes covered", 1.0),
+        ("kl_to_uniform", "KL to uniform", 1.0), ("fd", "FD-MNIST-classifier", 1.0)])
+
+
+def _per_run_grid(d: dict, cell: tuple[float, float], draw) -> tuple:
+    """A figure with one axis per run (5 per row); ``draw(ax, run)`` fills each."""
     runs = list(d["runs"].values())
     cols = min(5, len(runs))
     rows = math.ceil(len(runs) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.2 * rows), squeeze=False)
-    centers = CENTERS[dataset]() if dataset in CENTERS else None
-    lim = 1.5 if dataset == "ring" else 6.0
+    fig, axes = plt.subplots(rows, cols, figsize=(cell[0] * cols, cell[1] * rows),
+                             squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, run in zip(axes.ravel(), runs, strict=False):
+        draw(ax, run)
+    return fig
+
+
+def samples_grid(dataset: str, d: dict, path: str) -> str:
+    centers = CENTERS[dataset]() if dataset in CENTERS else None
+    lim = 1.5 if dataset == "ring" else 6.0
+
+    def draw(ax, run):
         x = np.asarray(run["samples_seed0"])
         ax.axis("on")
         ax.scatter(x[:, 0], x[:, 1], s=1, alpha=0.4)
@@ -110,56 +148,10 @@ def samples_grid(dataset: str, d: dict, path: str) -> str:
         ax.set_ylim(-lim, lim)
         ax.set_aspect("equal")
         ax.tick_params(labelsize=6)
+
+    fig = _per_run_grid(d, (3.2, 3.2), draw)
     fig.suptitle(f"{dataset}: samples of seed 0 (red: mode centres)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
-def image_coverage_vs_quality(dataset: str, d: dict, path: str) -> str:
-    fig, ax = plt.subplots(figsize=(7, 5))
-    cmap = plt.get_cmap("tab10")
-    for i, run in enumerate(d["runs"].values()):
-        fd, fd_s = _mean_std(run["summary"]["fd"])
-        mc, mc_s = _mean_std(run["summary"]["modes_covered"])
-        ax.errorbar(fd, mc, xerr=fd_s, yerr=mc_s, fmt="o", capsize=3, color=cmap(i % 10),
-                    label=run["label"])
-    ax.set_xlabel("FD-MNIST-classifier (lower is better)")
-    ax.set_ylabel(f"modes covered (of {d['num_modes']})")
-    ax.invert_xaxis()
-    ax.set_title(f"{dataset}: coverage vs quality")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def image_trajectory(dataset: str, d: dict, path: str) -> str:
-    panels = [("alpha", "α"), ("modes_covered", "modes covered"),
-              ("kl_to_uniform", "KL to uniform"), ("fd", "FD-MNIST-classifier")]
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))
-    for key in TRAJECTORY_RUNS:
-        run = d["runs"].get(key)
-        if run is None:
-            continue
-        traj = run["trajectory"]
-        steps = np.array([t["step"] for t in traj])
-        style = "-" if key.startswith("bridge") else ":"
-        for ax, (name, title) in zip(axes, panels, strict=True):
-            y = (np.array([t["train_alpha"] for t in traj]) if name == "alpha"
-                 else np.array([_mean_std(t["summary"][name])[0] for t in traj]))
-            ax.plot(steps, y, style, marker=".", label=run["label"])
-            ax.set_title(title)
-            ax.set_xlabel("step")
-    axes[0].legend(fontsize=7)
-    fig.suptitle(f"{dataset}: along training (mean over seeds)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path, 100)
 
 
 def tile_images(images: np.ndarray, cols: int = 8) -> np.ndarray:
@@ -174,24 +166,17 @@ def tile_images(images: np.ndarray, cols: int = 8) -> np.ndarray:
 
 
 def image_samples_grid(dataset: str, d: dict, path: str) -> str:
-    runs = list(d["runs"].values())
-    cols = min(5, len(runs))
-    rows = math.ceil(len(runs) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.6 * rows), squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
-    for ax, run in zip(axes.ravel(), runs, strict=False):
+    def draw(ax, run):
         mosaic = np.clip(tile_images(np.asarray(run["samples_seed0"], np.float32)), 0, 1)
         ax.imshow(mosaic.squeeze(-1) if mosaic.shape[-1] == 1 else mosaic,
                   cmap="gray", interpolation="nearest")
         m = run["per_seed"][0]
         ax.set_title(f"{run['label']}\n{m['modes_covered']} modes, FD {m['fd']:.1f}",
                      fontsize=8)
+
+    fig = _per_run_grid(d, (3.4, 3.6), draw)
     fig.suptitle(f"{dataset}: decoder means of seed 0", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path, 100)
 
 
 def write_all(results: dict, out_dir: str) -> list[str]:
