@@ -278,6 +278,31 @@ def validate_config(
                  f"workdir={workdir!r} is not writable (checked {parent!r})")
 
 
+def mixture_config(dataset: str) -> ml_collections.ConfigDict:
+    """The 2-D mixture experiment (``configs/ring.py``, ``configs/grid.py``).
+
+    The settings of the full method sweep (experiments/sweep.py ``FULL``), chosen in
+    results/investigation.md: MLPs of width 128, batch 64, decoder scale σ starting at
+    0.03, cosine lr decay for both players, and α reaching 0 at step 1,500 of 9,000
+    (then held), which leaves the adversarial phase time to sharpen the samples.
+    """
+    _choice("dataset", dataset, ("ring", "grid"))
+    config = base_config()
+    config.data.name = dataset
+    config.model.arch = "mlp"
+    config.model.latent_dim = 2
+    config.model.width = 128
+    config.model.depth = 2
+    config.model.init_log_scale = math.log(0.03)
+    config.num_steps = 9000
+    config.batch_size = 64
+    config.alpha.schedule = "cosine"
+    config.alpha.transition_steps = 1500
+    config.generator.lr_schedule = "cosine"
+    config.critic.lr_schedule = "cosine"
+    return config
+
+
 def shrink_for_tests(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """The ``tiny`` variant: a few steps of a small model, for tests and smoke runs."""
     config.num_steps = 4
