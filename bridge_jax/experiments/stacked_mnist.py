@@ -18,8 +18,10 @@ image is one 28×28 digit; not FID, see :mod:`bridge_jax.evaluation.frechet`).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -59,26 +61,43 @@ def image_metrics(samples: np.ndarray, classifier_params, real_features: np.ndar
             "fd": fd, "num_samples": m["num_samples"]}
 
 
+@dataclasses.dataclass(frozen=True)
+class Evaluator:
+    """What every member's evaluation shares: the digit classifier and the real features."""
+
+    classifier_params: Any
+    accuracy: float
+    real_features: np.ndarray
+
+
+def make_evaluator(config, num_eval_samples: int, cache_dir: str, log=print) -> Evaluator:
+    """Loads (or trains and caches) the classifier; features of min(n, 10,000) real images."""
+    classifier_params, accuracy = classifier_lib.load_or_train_classifier(cache_dir)
+    real, _ = train.make_dataset(config, seed=0).eval_arrays(min(num_eval_samples, 10_000),
+                                                             seed=0)
+    log(f"  [{config.data.name}] digit classifier held-out accuracy {accuracy:.4f}; "
+        f"{len(real)} real images for FD")
+    return Evaluator(classifier_params, float(accuracy),
+                     channel_features(classifier_params, real))
+
+
 def train_image_group(dataset: str, runs: list, size, *, run_config, alpha_table, summarize,
-                      tracked: tuple[str, ...], cache_dir: str, log=print) -> dict[str, dict]:
+                      tracked: tuple[str, ...], evaluator: Evaluator,
+                      log=print) -> dict[str, dict]:
     """Trains ``runs`` (one config.method) × seeds on an image dataset; per-run results.
 
     ``run_config``, ``alpha_table`` and ``summarize`` are the sweep's own functions,
-    passed in so that both sweeps build configs and tables the same way.
+    passed in so that both sweeps build configs and tables the same way; ``evaluator``
+    is made once per sweep (:func:`make_evaluator`).
     """
     seeds = list(range(size.image_num_seeds))
     cfgs = [run_config(dataset, r, size) for r in runs]
     cfg = cfgs[0]
     num_steps, eval_every = int(cfg.num_steps), int(size.image_eval_every)
     n_eval = int(size.image_num_eval_samples)
-    data0 = train.make_dataset(cfg, seed=0)
-    shape = data0.example_shape
-
-    classifier_params, accuracy = classifier_lib.load_or_train_classifier(cache_dir)
-    real, _ = data0.eval_arrays(min(n_eval, 10_000), seed=0)
-    real_features = channel_features(classifier_params, real)
-    log(f"  [{dataset}] digit classifier held-out accuracy {accuracy:.4f}; "
-        f"{len(real)} real images for FD")
+    shape = train.make_dataset(cfg, seed=0).example_shape
+    classifier_params, accuracy = evaluator.classifier_params, evaluator.accuracy
+    real_features = evaluator.real_features
 
     # Optimizer chains are static pytree aux data: every member shares these objects,
     # so the compiled chunk is reused instead of retraced.

@@ -364,14 +364,18 @@ def run_sweep(size: SweepSize, out_dir: str, *, datasets=("ring", "grid"),
         td = time.time()
         per_run: dict[str, dict] = {}
         image = dataset in IMAGE_DATASETS
+        if image:
+            evaluator = stacked_mnist_sweep.make_evaluator(
+                run_config(dataset, RUNS_BY_KEY[run_keys[0]], size),
+                int(size.image_num_eval_samples),
+                classifier_cache or stacked_mnist_sweep.default_cache_dir(out_dir), log=log)
         for group in groups_of(run_keys):
             seeds = size.image_num_seeds if image else size.num_seeds
             log(f"[{dataset}] training {[r.key for r in group]} × {seeds} seeds")
             if image:
                 per_run.update(stacked_mnist_sweep.train_image_group(
                     dataset, group, size, run_config=run_config, alpha_table=alpha_table,
-                    summarize=summarize, tracked=TRACKED_STEP_METRICS,
-                    cache_dir=classifier_cache or stacked_mnist_sweep.default_cache_dir(out_dir),
+                    summarize=summarize, tracked=TRACKED_STEP_METRICS, evaluator=evaluator,
                     log=log))
             else:
                 per_run.update(train_group(dataset, group, size, log=log))
