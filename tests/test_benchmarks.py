@@ -136,3 +136,46 @@ def test_training_loop_traces_the_step_once(tmp_path, monkeypatch):
     assert result.steps_run == 6
     assert len(traces) == 1, "the train step was retraced"
     assert len(compiles) == 1, "the train step was compiled more than once"
+
+
+def test_worker_failures_are_retried_and_reported(monkeypatch):
+    calls = []
+
+    def fake_run(cmd, env, **kwargs):
+        calls.append(env["XLA_FLAGS"])
+        if len(calls) == 1:
+            raise bench.subprocess.CalledProcessError(-6, cmd, stderr="Fatal Python error")
+        return bench.subprocess.CompletedProcess(cmd, 0, stdout='log\n{"examples_per_s": 5.0}\n')
+
+    monkeypatch.setattr(bench.subprocess, "run", fake_run)
+    rows = bench.run_multidevice("mlp2d", 4, [2], windows=1, window_s=0.0)
+    assert len(calls) == 2 and "--xla_force_host_platform_device_count=2" in calls[0]
+    assert rows[0]["devices"] == 2 and rows[0]["examples_per_s"] == 5.0
+    assert "SIGABRT" in bench._short_error(rows[0]) and "retry" in bench._short_error(rows[0])
+
+    def always_fail(cmd, env, **kwargs):
+        raise bench.subprocess.CalledProcessError(1, cmd, stderr="boom")
+
+    monkeypatch.setattr(bench.subprocess, "run", always_fail)
+    row = bench.run_flag_variants("28x28", 8, ["--xla_cpu_use_onednn=true"], 1, 0.0)[0]
+    assert row["xla_flags"] == "--xla_cpu_use_onednn=true" and "boom" in row["error"]
+    assert bench._short_error(row) == "failed (exit status 1)"
+
+
+def test_render_with_torch_shows_both_peaks_and_the_ratio_cap():
+    results = {"machine": {"cpu": "test", "cpu_count": 2, "jax": jax.__version__,
+                           "load_avg_start": (1.0, 1.0, 1.0)},
+               "torch": {"version": "x"}, "windows": 2, "matmul_peak_flops": 2e11,
+               "torch_matmul_peak_flops": 2.5e11, "peak_flops": 2.5e11,
+               "throughput": [{"size": "28x28", "batch": 64, "jax_examples_per_s": 100.0,
+                               "torch_examples_per_s": 125.0, "ratio": 0.8, "compile_s": 1.0,
+                               "gflop_per_step": 1.0, "gflops_achieved": 100.0,
+                               "share_of_peak": 0.4, "torch_share_of_peak": 0.5}],
+               "xla_flags": [{"size": "28x28", "batch": 64, "xla_flags": "--f=1",
+                              "jax_examples_per_s": 110.0, "torch_examples_per_s": 120.0,
+                              "ratio": 110 / 120}]}
+    text = bench.render(results)
+    assert "PyTorch 250.0 GFLOP/s; peak = 250.0" in text
+    row = next(line for line in text.splitlines() if line.strip().startswith("28x28  "))
+    assert row.split()[-3:] == ["40", "50", "2"]  # JAX % peak, PyTorch % peak, cap 1/0.5
+    assert "--f=1" in text and "0.917" in text

@@ -132,18 +132,30 @@ def measure_interleaved(runners: dict[str, Callable[[int], None]],
                    "steps_per_window": steps[name]} for name, r in rates.items()}
 
 
+def _median_flops(call: Callable[[], None], flops: float, reps: int) -> float:
+    call()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t0)
+    return flops / statistics.median(times)
+
+
 def matmul_peak(n: int = 2048, reps: int = 7) -> float:
     """Measured float32 FLOP/s of a jitted n×n matmul (median of ``reps``; machine peak)."""
     a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
     b = jax.random.normal(jax.random.PRNGKey(1), (n, n), jnp.float32)
     f = jax.jit(jnp.matmul)
-    f(a, b).block_until_ready()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        f(a, b).block_until_ready()
-        times.append(time.perf_counter() - t0)
-    return 2.0 * n**3 / statistics.median(times)
+    return _median_flops(lambda: f(a, b).block_until_ready(), 2.0 * n**3, reps)
+
+
+def torch_matmul_peak(n: int = 2048, reps: int = 7) -> float:
+    """The same n×n float32 matmul in PyTorch (its BLAS), FLOP/s: PyTorch's own ceiling."""
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    return _median_flops(lambda: torch.mm(a, b), 2.0 * n**3, reps)
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -362,24 +374,61 @@ def multidevice_worker(size: str, per_device_batch: int, windows: int, window_s:
             "first_step_s": first_s}
 
 
-def run_multidevice(size: str, per_device_batch: int, counts: Sequence[int], windows: int,
-                    window_s: float, timeout_s: float = 600) -> list[dict]:
-    out = []
-    for n in counts:
-        env = dict(os.environ)
-        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
-                            f" --xla_force_host_platform_device_count={n}").strip()
-        env["JAX_PLATFORMS"] = "cpu"
-        cmd = [sys.executable, "-m", "bridge_jax.benchmarks.run", "--_worker", size,
-               "--_per-device-batch", str(per_device_batch), "--_windows", str(windows),
-               "--_window-s", str(window_s)]
+def flags_worker(size: str, batch: int, windows: int, window_s: float) -> dict:
+    """Runs in a subprocess started with some XLA_FLAGS: JAX and PyTorch, interleaved."""
+    case = build_jax_case(size, batch)
+    runners = {"jax": case.run}
+    if torch_available():
+        import torch
+
+        torch.set_num_threads(os.cpu_count() or 1)
+        runners["torch"] = torch_runner(build_torch(case), np.asarray(case.batch))
+    r = measure_interleaved(runners, batch, windows, window_s)
+    th = r["torch"]["median"] if "torch" in r else None
+    return {"jax_examples_per_s": r["jax"]["median"], "torch_examples_per_s": th,
+            "ratio": r["jax"]["median"] / th if th else None, "compile_s": case.compile_s}
+
+
+def _run_worker(args: list[str], env_flags: str, timeout_s: float,
+                attempts: int = 2) -> dict:
+    """``run --_worker ...`` in a subprocess with extra XLA_FLAGS; its JSON line.
+
+    A worker that dies (e.g. SIGABRT) is retried once; every failure is kept in
+    ``failures`` (with the tail of its stderr) so that the report shows it.
+    """
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " " + env_flags).strip()
+    env["JAX_PLATFORMS"] = "cpu"
+    cmd = [sys.executable, "-m", "bridge_jax.benchmarks.run", *args]
+    failures = []
+    for _ in range(attempts):
         try:
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True,
                                   timeout=timeout_s, check=True)
-            out.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            out = json.loads(proc.stdout.strip().splitlines()[-1])
+            return {**out, "failures": failures} if failures else out
+        except subprocess.CalledProcessError as e:
+            failures.append(f"{e}; stderr: ...{(e.stderr or '')[-400:]}")
         except (subprocess.SubprocessError, ValueError, IndexError) as e:
-            out.append({"devices": n, "error": str(e)[-300:]})
-    return out
+            failures.append(str(e)[-400:])
+    return {"error": failures[-1], "failures": failures}
+
+
+def run_flag_variants(size: str, batch: int, flag_sets: Sequence[str], windows: int,
+                      window_s: float, timeout_s: float = 600) -> list[dict]:
+    """JAX vs PyTorch with each set of XLA:CPU flags (one subprocess per set)."""
+    return [{"size": size, "batch": batch, "xla_flags": flags or "(none)",
+             **_run_worker(["--_flags-worker", size, "--_batch", str(batch), "--_windows",
+                            str(windows), "--_window-s", str(window_s)], flags, timeout_s)}
+            for flags in flag_sets]
+
+
+def run_multidevice(size: str, per_device_batch: int, counts: Sequence[int], windows: int,
+                    window_s: float, timeout_s: float = 600) -> list[dict]:
+    return [{"devices": n, **_run_worker(
+        ["--_worker", size, "--_per-device-batch", str(per_device_batch), "--_windows",
+         str(windows), "--_window-s", str(window_s)],
+        f"--xla_force_host_platform_device_count={n}", timeout_s)} for n in counts]
 
 
 # ---- the whole benchmark -------------------------------------------------------------------
@@ -402,7 +451,10 @@ def _machine() -> dict[str, Any]:
 def run_benchmark(quick: bool = False, sizes: Sequence[str] | None = None,
                   torch_compile: bool = False, multidevice: bool = True,
                   torch_threads: int | None = None,
+                  xla_flags: Sequence[str] = (),
                   log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Every measurement of the module docstring; ``xla_flags``: XLA:CPU flag sets to
+    compare (each in a subprocess, against the same subprocess's PyTorch)."""
     sizes = list(sizes or MODEL_SIZES)
     windows, window_s = (3, 0.3) if quick else (5, 1.0)
     has_torch = torch_available()
@@ -417,9 +469,16 @@ def run_benchmark(quick: bool = False, sizes: Sequence[str] | None = None,
         log("PyTorch is not installed: running the JAX-only parts. For the JAX/PyTorch "
             "comparison: pip install torch (CPU build).")
 
-    peak = matmul_peak()
-    results["matmul_peak_flops"] = peak
-    log(f"measured float32 matmul peak (jitted 2048^2): {peak / 1e9:.1f} GFLOP/s")
+    jax_peak = matmul_peak()
+    results["matmul_peak_flops"] = jax_peak
+    log(f"measured float32 matmul peak (jitted 2048^2): {jax_peak / 1e9:.1f} GFLOP/s")
+    peak = jax_peak
+    if has_torch:
+        results["torch_matmul_peak_flops"] = torch_matmul_peak()
+        peak = max(jax_peak, results["torch_matmul_peak_flops"])
+        log(f"PyTorch float32 matmul (2048^2): "
+            f"{results['torch_matmul_peak_flops'] / 1e9:.1f} GFLOP/s")
+    results["peak_flops"] = peak  # the faster of the two BLAS: the machine's ceiling
 
     # 1. throughput per size and batch, JAX vs PyTorch interleaved.
     rows = []
@@ -437,7 +496,10 @@ def run_benchmark(quick: bool = False, sizes: Sequence[str] | None = None,
                    "torch_examples_per_s": th, "ratio": jx / th if th else None,
                    "compile_s": case.compile_s, "gflop_per_step": case.flops / 1e9,
                    "gflops_achieved": case.flops / step_s / 1e9,
-                   "share_of_peak": case.flops / step_s / peak, "windows": r}
+                   "share_of_peak": case.flops / step_s / peak,
+                   # Same work (checked below), so PyTorch's FLOP/s use the same count.
+                   "torch_share_of_peak": case.flops * th / batch / peak if th else None,
+                   "windows": r}
             rows.append(row)
             log(f"  {size} b={batch}: JAX {jx:,.0f} ex/s"
                 + (f", PyTorch {th:,.0f} ex/s, ratio {jx / th:.2f}" if th else "")
@@ -505,7 +567,18 @@ def run_benchmark(quick: bool = False, sizes: Sequence[str] | None = None,
                      "headroom": rate / step_rate if rate and step_rate else None})
     results["pipeline"] = pipe
 
-    # 5. multi-device overhead (simulated CPU devices; overhead, not speed-up).
+    # 5. XLA:CPU flags, each in its own process (flags are read once, at backend start).
+    if xla_flags:
+        flag_rows = []
+        for size in [s for s in sizes if MODEL_SIZES[s]["arch"] == "dcgan"]:
+            b = MODEL_SIZES[size]["batches"][0]
+            flag_rows += run_flag_variants(size, b, ["", *xla_flags], windows, window_s)
+            log(f"  XLA flags {size}: " + ", ".join(
+                f"{f['xla_flags']}: {f.get('ratio') or float('nan'):.2f}x"
+                for f in flag_rows if f["size"] == size))
+        results["xla_flags"] = flag_rows
+
+    # 6. multi-device overhead (simulated CPU devices; overhead, not speed-up).
     if multidevice:
         counts = (1, 2) if quick else (1, 2, 4, 8)
         md = {}
@@ -541,6 +614,22 @@ def _torch_compile_runner(case: JaxCase, log, budget_s: float = 300.0):
         return None
 
 
+def _short_error(row: dict) -> str | None:
+    """One line for a worker's failures: the signal or exit status, and any retry."""
+    failures = row.get("failures") or ([row["error"]] if row.get("error") else [])
+    if not failures:
+        return None
+    first = failures[0].split("; stderr:")[0]
+    if "died with" in first:
+        first = first.split("died with")[-1].strip(" .<>")
+    elif "exit status" in first:
+        first = "exit status " + first.split("exit status")[-1].strip(" .")
+    else:
+        first = first[:80]
+    return (f"failed ({first})" if row.get("error")
+            else f"{first} on try 1, OK on retry")
+
+
 def render(results: dict[str, Any]) -> str:
     """The human-readable report of :func:`run_benchmark`'s results."""
     m = results["machine"]
@@ -548,16 +637,24 @@ def render(results: dict[str, Any]) -> str:
            f"jax {m['jax']}, torch {(results['torch'] or {}).get('version', 'not installed')}, "
            f"load avg {m['load_avg_start'][0]:.1f} -> "
            f"{m.get('load_avg_end', m['load_avg_start'])[0]:.1f}",
-           f"matmul peak (float32 2048^2, jitted): {results['matmul_peak_flops'] / 1e9:.1f} "
-           "GFLOP/s", ""]
+           f"matmul peak (float32 2048^2): JAX jitted {results['matmul_peak_flops'] / 1e9:.1f} "
+           "GFLOP/s" + (f", PyTorch {results['torch_matmul_peak_flops'] / 1e9:.1f} GFLOP/s; "
+                        f"peak = {results['peak_flops'] / 1e9:.1f}"
+                        if results.get("torch_matmul_peak_flops") else ""), ""]
     out.append("Train step (critic update + encoder/decoder update), examples/s, median of "
                f"{results['windows']} interleaved windows")
     out.append(format_table(
         ["size", "batch", "JAX ex/s", "PyTorch ex/s", "JAX/PyTorch", "compile s",
-         "GFLOP/step", "GFLOP/s", "% peak"],
+         "GFLOP/step", "JAX GFLOP/s", "JAX % peak", "PyTorch % peak", "ratio cap"],
         [[r["size"], r["batch"], r["jax_examples_per_s"], r["torch_examples_per_s"],
           r["ratio"], r["compile_s"], r["gflop_per_step"], r["gflops_achieved"],
-          100 * r["share_of_peak"]] for r in results["throughput"]]))
+          100 * r["share_of_peak"],
+          100 * r["torch_share_of_peak"] if r.get("torch_share_of_peak") else None,
+          1 / r["torch_share_of_peak"] if r.get("torch_share_of_peak") else None]
+         for r in results["throughput"]]))
+    if any(r.get("torch_share_of_peak") for r in results["throughput"]):
+        out.append("ratio cap: the JAX/PyTorch ratio a JAX step running at 100% of peak "
+                   "would reach (1 / PyTorch % peak)")
     if results.get("loss_check"):
         out += ["", "Same losses from the same weights, batch and noise (JAX vs PyTorch):"]
         rows = []
@@ -582,6 +679,14 @@ def render(results: dict[str, Any]) -> str:
                                 [[p["dataset"], p["batch"], p["examples_per_s"],
                                   p["step_consumes"], p["headroom"]]
                                  for p in results["pipeline"]]))
+    if results.get("xla_flags"):
+        out += ["", "XLA:CPU flags (one process per flag set; JAX and PyTorch interleaved in "
+                "each):"]
+        out.append(format_table(
+            ["size", "batch", "XLA_FLAGS", "JAX ex/s", "PyTorch ex/s", "JAX/PyTorch", "error"],
+            [[f["size"], f["batch"], f["xla_flags"], f.get("jax_examples_per_s"),
+              f.get("torch_examples_per_s"), f.get("ratio"), _short_error(f)]
+             for f in results["xla_flags"]]))
     if results.get("multidevice"):
         out += ["", "Simulated CPU devices (same cores shared: overhead, not speed-up), fixed "
                 "per-device batch:"]
@@ -591,7 +696,7 @@ def render(results: dict[str, Any]) -> str:
             for x in ms:
                 rate = x.get("examples_per_s")
                 rows.append([size, x["devices"], x.get("global_batch"), rate,
-                             rate / base if rate and base else None, x.get("error")])
+                             rate / base if rate and base else None, _short_error(x)])
         out.append(format_table(["size", "devices", "global batch", "ex/s", "vs 1 device",
                                  "error"], rows))
     return "\n".join(out)
@@ -606,14 +711,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--torch-compile", action="store_true",
                    help="also time torch.compile on 32x32 (slow to compile)")
     p.add_argument("--no-multidevice", action="store_true")
+    p.add_argument("--xla-flags", action="append", default=None, metavar="FLAGS",
+                   help="an XLA:CPU flag set to compare against no flags on the image "
+                   "models (repeatable; default: --xla_cpu_use_onednn=true)")
+    p.add_argument("--no-xla-flags", action="store_true")
     p.add_argument("--torch-threads", type=int, default=None,
                    help="PyTorch intra-op threads (default: all cores, as XLA uses). On a "
                    "loaded machine OpenMP barriers make 2+ threads erratic; try 1")
     p.add_argument("--_worker", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--_flags-worker", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--_batch", type=int, default=16, help=argparse.SUPPRESS)
     p.add_argument("--_per-device-batch", type=int, default=16, help=argparse.SUPPRESS)
     p.add_argument("--_windows", type=int, default=3, help=argparse.SUPPRESS)
     p.add_argument("--_window-s", type=float, default=0.3, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args._flags_worker:
+        print(json.dumps(flags_worker(args._flags_worker, args._batch, args._windows,
+                                      args._window_s)))
+        return 0
     if args._worker:
         print(json.dumps(multidevice_worker(args._worker, args._per_device_batch,
                                             args._windows, args._window_s)))
@@ -622,6 +737,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = run_benchmark(quick=args.quick, sizes=sizes, torch_compile=args.torch_compile,
                             multidevice=not args.no_multidevice,
                             torch_threads=args.torch_threads,
+                            xla_flags=() if args.no_xla_flags else
+                            (args.xla_flags or ["--xla_cpu_use_onednn=true"]),
                             log=lambda s: print(s, file=sys.stderr, flush=True))
     print(render(results))
     if args.out:
