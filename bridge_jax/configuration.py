@@ -84,6 +84,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.critic = ml_collections.ConfigDict()
     c.critic.loss = "logistic"  # "logistic" or "bound"
     c.critic.steps = 1  # critic updates per generator update
+    c.critic.gradient_penalty = 0.0  # γ of the R1 penalty γ·½E_q‖∇_(x,z)d‖² (0: none)
     c.critic.learning_rate = 1e-3
     c.critic.b1 = 0.5
     c.critic.b2 = 0.999
@@ -246,6 +247,8 @@ def validate_config(
 
     _choice("critic.loss", c.critic.loss, ("logistic", "bound"))
     _positive_int("critic.steps", c.critic.steps)
+    _require(_is_number(c.critic.gradient_penalty) and c.critic.gradient_penalty >= 0,
+             f"critic.gradient_penalty must be >= 0, got {c.critic.gradient_penalty!r}")
     for side in ("critic", "generator"):
         opt = c[side]
         _positive_number(f"{side}.learning_rate", opt.learning_rate)

@@ -116,6 +116,7 @@ def make_train_step(
     method = config.method
     critic_kind = config.critic.loss
     n_critic = int(config.critic.steps)
+    penalty_weight = float(config.critic.gradient_penalty)
     mix, self_normalize = config.alpha.mix, bool(config.alpha.self_normalize)
     hybrid_weight = float(config.hybrid_weight)
     stop_policy = config.nonfinite_policy == "stop"
@@ -133,6 +134,9 @@ def make_train_step(
         d_data = model.critic(critic_params, x, sg(sides["z_data"]))
         d_model = model.critic(critic_params, sg(sides["x_model"]), sg(sides["z_model"]))
         loss = losses.critic_loss(d_data, d_model, alpha, kind=critic_kind)
+        if penalty_weight > 0:
+            loss = loss + penalty_weight * losses.gradient_penalty(
+                lambda x_, z_: model.critic(critic_params, x_, z_), x, sg(sides["z_data"]))
         accuracy = 0.5 * (jnp.mean(d_data > 0) + jnp.mean(d_model < 0))
         return loss, accuracy
 

@@ -247,3 +247,24 @@ def test_hybrid_loss(beta):
     nll, dm = _logits(17, 25, shift=4.0), _logits(18, 12)
     want = np.mean(nll.astype(np.float64)) + beta * np.mean(_softplus(-dm.astype(np.float64)))
     assert float(losses.hybrid_loss(nll, dm, beta)) == pytest.approx(want, rel=RTOL)
+
+
+def test_gradient_penalty_closed_forms():
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(5, 3, 2)), jnp.float32)
+    z = jnp.asarray(rng.normal(size=(5, 4)), jnp.float32)
+    a = jnp.asarray(rng.normal(size=(3, 2)), jnp.float32)
+    b = jnp.asarray(rng.normal(size=(4,)), jnp.float32)
+
+    # Linear joint critic d = <a, x> + <b, z> + 7: the gradient is (a, b) for every pair.
+    linear = lambda x_, z_: jnp.sum(x_ * a, axis=(1, 2)) + z_ @ b + 7.0
+    np.testing.assert_allclose(losses.gradient_penalty(linear, x, z),
+                               0.5 * (jnp.sum(a * a) + jnp.sum(b * b)), rtol=1e-6)
+    # d = ½‖x‖² ignores z: ∇ = (x, 0), so the penalty is ½ mean ‖x_i‖².
+    quadratic = lambda x_, z_: 0.5 * jnp.sum(x_ ** 2, axis=(1, 2))
+    np.testing.assert_allclose(losses.gradient_penalty(quadratic, x, z),
+                               0.5 * jnp.mean(jnp.sum(x ** 2, axis=(1, 2))), rtol=1e-6)
+    # It is differentiable in the critic's parameters: d = s·<a, x> → penalty s²·½‖a‖².
+    grad_s = jax.grad(lambda s: losses.gradient_penalty(
+        lambda x_, z_: s * jnp.sum(x_ * a, axis=(1, 2)), x, z))(3.0)
+    np.testing.assert_allclose(grad_s, 3.0 * jnp.sum(a * a), rtol=1e-5)

@@ -584,6 +584,7 @@ BAD_CONFIGS = [
     ({"alpha.self_normalize": "yes"}, "alpha.self_normalize"),
     ({"critic.loss": "hinge"}, "critic.loss"),
     ({"critic.steps": 0}, "critic.steps"),
+    ({"critic.gradient_penalty": -1.0}, "critic.gradient_penalty"),
     ({"critic.learning_rate": 0.0}, "critic.learning_rate"),
     ({"generator.learning_rate": -1e-3}, "generator.learning_rate"),
     ({"critic.learning_rate": math.inf}, "critic.learning_rate"),

@@ -19,7 +19,7 @@ import jax
 import numpy as np
 import pytest
 
-from bridge_jax import checkpointing, configuration, reporting, train, train_step
+from bridge_jax import checkpointing, configuration, losses, reporting, train, train_step
 from bridge_jax.parallel import DataParallel
 from tests import train_helpers as helpers
 
@@ -317,3 +317,29 @@ def test_cosine_learning_rate_decay_reaches_adam():
             np.testing.assert_allclose(updates["w"], -float(sched(t)), rtol=1e-4)
     opt.lr_schedule = "constant"
     assert train_state.learning_rate_schedule(opt, 100) == pytest.approx(1e-2)
+
+
+def test_gradient_penalty_adds_gamma_times_r1_to_the_critic_loss():
+    base = helpers.load_config("ring", "tiny")
+    with_gp = helpers.load_config("ring", "tiny")
+    with_gp.critic.gradient_penalty = 10.0
+    _, _, _, m0 = _one_step(base, start_step=2)
+    _, _, state, m1 = _one_step(with_gp, start_step=2)
+
+    # Recompute R1 at the step's initial critic and the same encoder noise.
+    dataset = train.make_dataset(with_gp)
+    models, host_state = train.build(with_gp, dataset.example_shape)
+    model = train_step._Model(with_gp, models)
+    x = dataset.get_batch(2)
+    key = jax.random.fold_in(host_state.rng, 2)
+    critic_key, _ = jax.random.split(key)
+    noise_key = jax.random.fold_in(critic_key, 0)
+    idx = np.arange(x.shape[0])
+    k_enc, _, _ = jax.random.split(noise_key, 3)
+    eps = train_step.per_example_normal(k_enc, idx, (model.latent_dim,))
+    _, _, z = model.encode(host_state.params["encoder"], x, eps)
+    r1 = losses.gradient_penalty(
+        lambda x_, z_: model.critic(host_state.params["critic"], x_, z_), x, z)
+    assert float(r1) > 0
+    assert m1["critic_loss"] - m0["critic_loss"] == pytest.approx(10.0 * float(r1), rel=1e-4)
+    assert int(state.step) == 3 and m1["update_applied"] == 1.0
