@@ -124,6 +124,13 @@ def test_set_field_casts_to_the_field_type_and_rejects_unknown_fields():
     assert c.alpha.self_normalize is True
     table = sweep.alpha_table(c)  # cosine 1→0 over 2 steps, then held at 0
     np.testing.assert_allclose(table, [1.0, 0.5, 0.0, 0.0], atol=1e-6)
+    # image_overrides reach the image runs only; command-line overrides come after them.
+    size = dataclasses.replace(size, image_overrides=(("critic.gradient_penalty", 2.0),
+                                                      ("critic.steps", 5)))
+    ring = sweep.run_config("ring", sweep.RUNS_BY_KEY["vae"], size)
+    image = sweep.run_config("stacked_mnist", sweep.RUNS_BY_KEY["vae"], size)
+    assert ring.critic.gradient_penalty == 0.0 and image.critic.gradient_penalty == 2.0
+    assert ring.critic.steps == image.critic.steps == 3
     with pytest.raises(sweep.configuration.ConfigError, match="critic.stepz"):
         sweep.set_field(c, "critic.stepz", "1")
     with pytest.raises(sweep.configuration.ConfigError, match="is not a int"):
