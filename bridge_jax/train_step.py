@@ -55,7 +55,7 @@ def _mean_over_devices(tree, axis_name: str | None):
     return tree if axis_name is None else jax.lax.pmean(tree, axis_name)
 
 
-class _Model:
+class StepModel:
     """The forward passes the step needs, closed over the Flax modules."""
 
     def __init__(self, config: ml_collections.ConfigDict, models: models_lib.Models):
@@ -110,7 +110,7 @@ def make_train_step(
     one that reads a traced per-run table, so runs that differ only in α share a
     compiled step under ``jax.vmap``.
     """
-    model = _Model(config, models)
+    model = StepModel(config, models)
     schedule = (alpha_schedule if alpha_schedule is not None
                 else configuration.effective_alpha_schedule(config))
     method = config.method
@@ -240,7 +240,7 @@ def make_sampler(
     2-D data: x = G(z) + σε (the model's samples). Images: the decoder mean
     (sigmoid of the logits for Bernoulli), as image GAN/VAE papers show.
     """
-    model = _Model(config, models)
+    model = StepModel(config, models)
     is_image = len(example_shape) == 3
 
     def sample(params, key, n):

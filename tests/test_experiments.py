@@ -210,3 +210,28 @@ def test_render_rewrites_the_same_markdown_from_json(tiny_results):
     before = (out / "results.md").read_text()
     (out / "results.md").write_text("stale")
     assert sweep.render(str(out)) == before == (out / "results.md").read_text()
+
+
+# --------------------------------------------------------------------------- gradient probe
+
+
+def test_gradient_probe_separates_the_two_terms():
+    from bridge_jax.experiments import gradient_probe
+
+    # α ≡ 1: the bridge loss is the negative ELBO, w ≡ 1 and the bound term has weight 0.
+    vae = list(gradient_probe.probe_run("ring", "vae", 2, every=1, size=sweep.TINY))
+    assert [r["step"] for r in vae] == [0, 1]
+    for r in vae:
+        assert r["alpha"] == 1.0 and r["weight_mean"] == pytest.approx(1.0)
+        assert r["weight_ess"] == pytest.approx(1.0)
+        assert r["grad_norm_bound_term"] == 0.0
+        assert r["grad_norm_elbo_term"] == pytest.approx(r["grad_norm_negative_elbo"],
+                                                         rel=1e-6)
+    # α = 0.5: λ/α = 0.5 on the weighted ELBO, both terms carry gradient.
+    mid = list(gradient_probe.probe_run("ring", "fixed_0.5", 1, every=1, size=sweep.TINY))[0]
+    assert mid["alpha"] == 0.5 and mid["grad_norm_bound_term"] > 0
+    assert 0 < mid["weight_ess"] <= 1 and mid["grad_norm_elbo_term"] > 0
+    with pytest.raises(sweep.configuration.ConfigError, match="no ELBO term"):
+        next(gradient_probe.probe_run("ring", "nsgan", 1, size=sweep.TINY))
+    with pytest.raises(SystemExit):
+        gradient_probe.main(["--run", "nope"])

@@ -329,7 +329,7 @@ def test_gradient_penalty_adds_gamma_times_r1_to_the_critic_loss():
     # Recompute R1 at the step's initial critic and the same encoder noise.
     dataset = train.make_dataset(with_gp)
     models, host_state = train.build(with_gp, dataset.example_shape)
-    model = train_step._Model(with_gp, models)
+    model = train_step.StepModel(with_gp, models)
     x = dataset.get_batch(2)
     key = jax.random.fold_in(host_state.rng, 2)
     critic_key, _ = jax.random.split(key)

@@ -1,0 +1,163 @@
+r"""Where the α-Bridge's encoder/decoder gradient comes from, along one training run.
+
+    python -m bridge_jax.experiments.gradient_probe --dataset stacked_mnist \
+        --run bridge_cosine --steps 1500 [--set critic.gradient_penalty=0 ...] --out FILE
+
+Trains one sweep member (:func:`bridge_jax.experiments.sweep.run_config` at the full
+size, with ``--set`` overrides) and every ``--every`` steps records, on that step's
+batch with fixed noise and the current parameters (:func:`term_diagnostics`):
+
+* the critic's logits on both sides (mean, std): how far it separates data and model;
+* the ELBO weights w = e^(−(1−α)d) (mean) and their effective sample size
+  ESS = (Σw)² / (N Σw²) ∈ (0, 1];
+* the norms of the gradients with respect to (encoder, decoder) of the bridge loss's
+  two terms, (λ/α)·mean(w·ℓ) and (1−λ)·B_α, and of the plain negative ELBO for scale.
+
+Every ``--eval-every`` steps, Stacked MNIST runs are scored like the sweep (modes of
+1000, KL, FD-MNIST-classifier) from ``--eval-samples`` decoder means; the sweep uses
+26,000, the default here is 5,000 (faster; fewer modes can be hit by chance).
+Output: one JSON object per line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from bridge_jax import configuration, divergences, losses, schedules, train, train_step
+from bridge_jax.experiments import sweep
+
+
+def term_diagnostics(model: train_step.StepModel, params, x: jax.Array, noise: dict,
+                     alpha: jax.Array, *, mix: str = "quadratic",
+                     self_normalize: bool = False) -> dict[str, jax.Array]:
+    """Critic logits, ELBO weights and per-term gradient norms of the bridge loss.
+
+    ``noise`` as the train step draws it (eps_enc, z_prior, eps_dec); ``params`` holds
+    encoder, decoder and critic. The critic is frozen; gradients are with respect to
+    the encoder and decoder.
+    """
+    gen_params = {k: params[k] for k in train_step.GENERATOR_KEYS}
+    critic_params = params["critic"]
+
+    def terms(gp):
+        sides = model.forward(gp, x, noise)
+        d_data = model.critic(critic_params, x, sides["z_data"])
+        d_model = model.critic(critic_params, sides["x_model"], sides["z_model"])
+        ml_coef, bound_coef = losses.bridge_coefficients(alpha, mix)
+        w = losses.bridge_weights(d_data, alpha, self_normalize=self_normalize)
+        ml = ml_coef * jnp.mean(w * sides["nll"])
+        bound = bound_coef * divergences.alpha_bound(d_data, d_model, alpha)
+        return (ml, bound, jnp.mean(sides["nll"])), (d_data, d_model)
+
+    (_, (d_data, d_model)) = terms(gen_params)
+    grads = [jax.grad(lambda gp, i=i: terms(gp)[0][i])(gen_params) for i in range(3)]
+    w = losses.bridge_weights(d_data, alpha)  # unnormalised: its mean shows the scale
+    return {"alpha": jnp.asarray(alpha, jnp.float32),
+            "d_data_mean": jnp.mean(d_data), "d_data_std": jnp.std(d_data),
+            "d_model_mean": jnp.mean(d_model), "d_model_std": jnp.std(d_model),
+            "weight_mean": jnp.mean(w),
+            "weight_ess": jnp.sum(w) ** 2 / (w.size * jnp.sum(w * w)),
+            "grad_norm_elbo_term": optax.tree.norm(grads[0]),
+            "grad_norm_bound_term": optax.tree.norm(grads[1]),
+            "grad_norm_negative_elbo": optax.tree.norm(grads[2])}
+
+
+def probe_run(dataset: str, run_key: str, num_steps: int, *, every: int = 50,
+              eval_every: int = 250, eval_samples: int = 5000,
+              overrides: tuple = (), classifier_cache: str = "", size=sweep.FULL,
+              log=print):
+    """Trains one member for ``num_steps`` steps; yields one record per probe/evaluation."""
+    size = dataclasses.replace(size, overrides=tuple(overrides))
+    config = sweep.run_config(dataset, sweep.RUNS_BY_KEY[run_key], size)
+    if config.method not in configuration.ENCODER_METHODS:
+        raise configuration.ConfigError(
+            f"run {run_key!r} (method {config.method}) has no ELBO term to probe")
+    data = train.make_dataset(config, seed=0)
+    shape = data.example_shape
+    models, state = train.build(config, shape)
+    schedule = schedules.from_table(jnp.asarray(sweep.alpha_table(config)))
+    step_fn = jax.jit(train_step.make_train_step(config, models, shape,
+                                                 alpha_schedule=schedule), donate_argnums=0)
+    model = train_step.StepModel(config, models)
+
+    @jax.jit
+    def probe(params, step, x):
+        k_enc, k_prior, k_dec = jax.random.split(jax.random.PRNGKey(0), 3)
+        idx = jnp.arange(x.shape[0])
+        noise = {"eps_enc": train_step.per_example_normal(k_enc, idx, (model.latent_dim,)),
+                 "z_prior": train_step.per_example_normal(k_prior, idx, (model.latent_dim,)),
+                 "eps_dec": train_step.per_example_normal(k_dec, idx, shape)}
+        return term_diagnostics(model, params, x, noise, schedule(step),
+                                mix=config.alpha.mix,
+                                self_normalize=bool(config.alpha.self_normalize))
+
+    evaluate = None
+    if dataset in sweep.IMAGE_DATASETS and eval_every > 0:
+        from bridge_jax.experiments import stacked_mnist as image_sweep
+
+        evaluator = image_sweep.make_evaluator(config, eval_samples, classifier_cache or
+                                               image_sweep.default_cache_dir("."), log=log)
+        sampler = train_step.make_sampler(config, models, shape)
+        sample_fn = jax.jit(lambda p, k: sampler(p, k, image_sweep.SAMPLE_CHUNK))
+
+        def evaluate(params):
+            samples = image_sweep.draw_samples(sample_fn, params, jax.random.PRNGKey(7),
+                                               eval_samples)
+            return image_sweep.image_metrics(samples, evaluator.classifier_params,
+                                             evaluator.real_features)
+
+    t0 = time.time()
+    for step in range(num_steps):
+        x = jnp.asarray(data.get_batch(step))
+        if step % every == 0:
+            yield {"step": step, **{k: float(v) for k, v in
+                                    jax.device_get(probe(state.params, step, x)).items()}}
+        state, metrics = step_fn(state, x)
+        if evaluate is not None and (step + 1) % eval_every == 0:
+            yield {"step": step + 1, "critic_accuracy": float(metrics["critic_accuracy"]),
+                   "wall_s": time.time() - t0, **evaluate(state.params)}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", default="stacked_mnist")
+    p.add_argument("--run", default="bridge_cosine", help="a sweep run key")
+    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--every", type=int, default=50)
+    p.add_argument("--eval-every", type=int, default=250)
+    p.add_argument("--eval-samples", type=int, default=5000)
+    p.add_argument("--classifier-cache", default="",
+                   help="folder of the cached digit classifier (default: ./classifier)")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
+    p.add_argument("--out", default="", help="JSON lines file (default: stdout only)")
+    args = p.parse_args(argv)
+    if args.run not in sweep.RUNS_BY_KEY:
+        p.error(f"unknown run {args.run!r}; choose from {sorted(sweep.RUNS_BY_KEY)}")
+    try:
+        records = probe_run(args.dataset, args.run, args.steps, every=args.every,
+                            eval_every=args.eval_every, eval_samples=args.eval_samples,
+                            overrides=sweep.parse_overrides(args.set),
+                            classifier_cache=args.classifier_cache,
+                            log=lambda s: print(s, file=sys.stderr))
+        with open(args.out or os.devnull, "w") as out:
+            for record in records:
+                line = json.dumps(record)
+                print(line, flush=True)
+                out.write(line + "\n")
+                out.flush()
+    except configuration.ConfigError as e:
+        p.error(str(e))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
