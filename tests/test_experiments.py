@@ -235,3 +235,11 @@ def test_gradient_probe_separates_the_two_terms():
         next(gradient_probe.probe_run("ring", "nsgan", 1, size=sweep.TINY))
     with pytest.raises(SystemExit):
         gradient_probe.main(["--run", "nope"])
+
+
+def test_markdown_states_the_schedule_the_runs_had():
+    size = dataclasses.asdict(sweep.FULL)
+    assert sweep._transition_text(size, image=False).startswith("0.167 of the training")
+    assert sweep._transition_text(size, image=True) == "the last step"  # image_overrides
+    size["overrides"] = (("alpha.transition_steps", "300"),)
+    assert sweep._transition_text(size, image=False) == "step 300, then hold α=0"

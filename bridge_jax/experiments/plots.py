@@ -174,7 +174,7 @@ def image_samples_grid(dataset: str, d: dict, path: str) -> str:
         ax.set_title(f"{run['label']}\n{m['modes_covered']} modes, FD {m['fd']:.1f}",
                      fontsize=8)
 
-    fig = _per_run_grid(d, (3.4, 3.6), draw)
+    fig = _per_run_grid(d, (3.4, 4.0), draw)  # room for the two-line titles
     fig.suptitle(f"{dataset}: decoder means of seed 0", fontsize=10)
     return _save(fig, path, 100)
 

@@ -497,9 +497,7 @@ def mixture_protocol_markdown(results: dict) -> list[str]:
         "- Config overrides for every run: " + (", ".join(
             f"`{k}={v}`" for k, v in size.get("overrides", ())) or "none") + ".",
         "- α-Bridge schedules go from α=1 at step 0 to α=0 at "
-        + (f"{size.get('transition_fraction', 1.0):.3g} of the training steps, then hold α=0"
-           if size.get("transition_fraction", 1.0) < 1 else "the last step")
-        + "; fixed-α runs "
+        + _transition_text(size, image=False) + "; fixed-α runs "
         "use method=bridge with a constant schedule; f-GAN uses the α-family bound at "
         "α=0.5 with an x-only critic; the hybrid uses β=1.", "",
         "Every setting above is shared by all methods except the α-Bridge's schedule length; "
@@ -538,6 +536,18 @@ def mixture_table_markdown(dataset: str, d: dict) -> list[str]:
     return lines
 
 
+def _transition_text(size: dict, image: bool) -> str:
+    """Where the α-Bridge schedules reach α_end, as the runs' configs had it."""
+    steps = dict((*(size.get("image_overrides", ()) if image else ()),
+                  *size.get("overrides", ()))).get("alpha.transition_steps")
+    if steps is not None:
+        return ("the last step" if int(steps) == -1
+                else f"step {int(steps):,}, then hold α=0")
+    fraction = size.get("transition_fraction", 1.0)
+    return (f"{fraction:.3g} of the training steps, then hold α=0" if fraction < 1
+            else "the last step")
+
+
 def image_markdown(dataset: str, d: dict, size: dict) -> list[str]:
     """The Stacked-MNIST section of results.md: protocol, table, published rows."""
     any_run = next(iter(d["runs"].values()))
@@ -549,9 +559,7 @@ def image_markdown(dataset: str, d: dict, size: dict) -> list[str]:
              f"{size['batch_size']}, Adam lr {size['image_learning_rate']:g} (β1 0.5"
              + ("; cosine decay to 0" if size.get("lr_schedule") == "cosine" else "")
              + ") for both players; same settings for every method.",
-             "- α-Bridge schedules go from α=1 to α=0 at "
-             + (f"{size.get('transition_fraction', 1.0):.3g} of the training steps, then hold "
-                "α=0" if size.get("transition_fraction", 1.0) < 1 else "the last step")
+             "- α-Bridge schedules go from α=1 to α=0 at " + _transition_text(size, image=True)
              + "; config overrides for every run: " + (", ".join(
                  f"`{k}={v}`" for k, v in (*size.get("image_overrides", ()),
                                            *size.get("overrides", ()))) or "none") + ".",
