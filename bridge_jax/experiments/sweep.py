@@ -625,7 +625,10 @@ def main(argv=None):
                         "(default: <out>/classifier)")
     p.add_argument("--runs", default="", help="comma-separated run keys (default: all)")
     p.add_argument("--steps", type=int, default=0, help="override the steps of every dataset")
-    p.add_argument("--seeds", type=int, default=0, help="override the number of seeds")
+    p.add_argument("--seeds", type=int, default=0,
+                   help="override the number of seeds (2-D mixtures)")
+    p.add_argument("--image-seeds", type=int, default=0,
+                   help="override the number of Stacked MNIST seeds (full size: 1)")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="config override for every run, e.g. --set critic.steps=2 (repeatable)")
     args = p.parse_args(argv)
@@ -638,6 +641,8 @@ def main(argv=None):
         size = dataclasses.replace(size, num_steps={k: args.steps for k in size.num_steps})
     if args.seeds:
         size = dataclasses.replace(size, num_seeds=args.seeds)
+    if args.image_seeds:
+        size = dataclasses.replace(size, image_num_seeds=args.image_seeds)
     if args.set:
         try:
             size = dataclasses.replace(size, overrides=parse_overrides(args.set))
