@@ -7,7 +7,9 @@ Prints tables and writes them (with machine details) as JSON:
 * train-step throughput (examples/s; median over timed windows after warm-up, each window
   ended by ``block_until_ready``) per model size (2-D MLP, 28×28, 32×32, 64×64) at two batch
   sizes, compile time, the step's FLOPs from XLA's cost analysis and achieved FLOP/s as a
-  share of the machine's measured peak (a jitted float32 2048² matmul, in the same run);
+  share of the machine's measured peak (the faster of a jitted and a PyTorch float32 2048²
+  matmul, in the same run), for JAX and for PyTorch, and the "ratio cap" 1 / (PyTorch's
+  share): the JAX/PyTorch ratio a JAX step at 100% of peak would reach;
 * when PyTorch is installed, the same networks and α-Bridge step in PyTorch eager, timed in
   windows interleaved with the JAX ones (same process, same threads), so the headline
   ratio JAX/PyTorch is robust to load from other processes; and a check that both compute
@@ -15,6 +17,8 @@ Prints tables and writes them (with machine details) as JSON:
 * variants: several steps per call (``lax.scan``), bfloat16 compute, transposed-conv
   upsampling;
 * input-pipeline throughput of each dataset (``get_batch``) against the step's consumption;
+* XLA:CPU flag sets (default ``--xla_cpu_use_onednn=true``) against none, JAX vs PyTorch
+  interleaved in one subprocess per set (flags are read when the backend starts);
 * multi-device overhead: the step on 1, 2, 4, 8 simulated CPU devices at a fixed per-device
   batch (subprocesses with ``--xla_force_host_platform_device_count``). All simulated
   devices share the same cores, so this measures partitioning/all-reduce overhead, not
