@@ -37,6 +37,7 @@ __all__ = [
     "bridge_weights",
     "bridge_coefficients",
     "bridge_loss",
+    "bridge_terms",
     "negative_elbo",
     "nonsaturating_generator_loss",
     "hybrid_loss",
@@ -150,6 +151,23 @@ def bridge_loss(
       mix: λ(α), one of :data:`MIXES`.
       self_normalize: use w / mean w (biased, lower variance).
     """
+    elbo_term, bound_term = bridge_terms(nll_data, d_data, d_model, alpha, mix=mix,
+                                         self_normalize=self_normalize)
+    return elbo_term + bound_term
+
+
+def bridge_terms(
+    nll_data: ArrayLike,
+    d_data: ArrayLike,
+    d_model: ArrayLike,
+    alpha: ArrayLike,
+    mix: str = "quadratic",
+    self_normalize: bool = False,
+) -> tuple[jax.Array, jax.Array]:
+    """The two summands of :func:`bridge_loss` (same arguments), separately:
+
+        ((λ(α)/α) · mean_i[sg(w_i) ℓ_i],  (1 − λ(α)) · B_α(d_data, d_model)).
+    """
     chex.assert_rank(nll_data, 1)
     chex.assert_equal_shape((nll_data, d_data))
     ml_coef, bound_coef = bridge_coefficients(alpha, mix)
@@ -157,7 +175,7 @@ def bridge_loss(
     nll = jnp.asarray(nll_data, w.dtype)
     weighted_elbo = jnp.mean(w * nll)
     bound = divergences.alpha_bound(d_data, d_model, alpha)
-    return ml_coef.astype(w.dtype) * weighted_elbo + bound_coef.astype(w.dtype) * bound
+    return ml_coef.astype(w.dtype) * weighted_elbo, bound_coef.astype(w.dtype) * bound
 
 
 def negative_elbo(nll_data: ArrayLike) -> jax.Array:

@@ -179,3 +179,9 @@ def test_render_with_torch_shows_both_peaks_and_the_ratio_cap():
     row = next(line for line in text.splitlines() if line.strip().startswith("28x28  "))
     assert row.split()[-3:] == ["40", "50", "2"]  # JAX % peak, PyTorch % peak, cap 1/0.5
     assert "--f=1" in text and "0.917" in text
+
+
+def test_time_jax_and_torch_without_torch_times_jax_only():
+    case, r = bench.time_jax_and_torch("mlp2d", 8, windows=1, window_s=0.0, with_torch=False)
+    assert list(r) == ["jax"] and r["jax"]["median"] > 0
+    assert case.batch.shape == (8, 2) and case.flops > 0

@@ -194,10 +194,15 @@ def test_bridge_loss_value_matches_hand_formula(mix, alpha, self_normalize):
         w = w / w.mean()
     tau = d64 if alpha == 1 else -np.expm1(-(1 - alpha) * d64) / (1 - alpha)
     sigma = m64 if alpha == 0 else np.expm1(alpha * m64) / alpha
-    want = ml_coef * np.mean(w * l64) + (1 - lam) * (tau.mean() - sigma.mean())
+    want_elbo, want_bound = ml_coef * np.mean(w * l64), (1 - lam) * (tau.mean() - sigma.mean())
+    want = want_elbo + want_bound
     got = losses.bridge_loss(nll, dd, dm, alpha, mix=mix, self_normalize=self_normalize)
     assert got.shape == () and got.dtype == jnp.float32
     assert float(got) == pytest.approx(want, rel=1e-5)
+    elbo_term, bound_term = losses.bridge_terms(nll, dd, dm, alpha, mix=mix,
+                                                self_normalize=self_normalize)
+    assert float(elbo_term) == pytest.approx(want_elbo, rel=1e-5, abs=1e-6)
+    assert float(bound_term) == pytest.approx(want_bound, rel=1e-5, abs=1e-6)
     if alpha == 1.0:
         assert float(got) == pytest.approx(float(losses.negative_elbo(nll)), rel=RTOL)
     if alpha == 0.0:

@@ -378,17 +378,26 @@ def multidevice_worker(size: str, per_device_batch: int, windows: int, window_s:
             "first_step_s": first_s}
 
 
-def flags_worker(size: str, batch: int, windows: int, window_s: float) -> dict:
-    """Runs in a subprocess started with some XLA_FLAGS: JAX and PyTorch, interleaved."""
+def time_jax_and_torch(size: str, batch: int, windows: int, window_s: float,
+                       with_torch: bool) -> tuple[JaxCase, dict]:
+    """The JAX step (and, ``with_torch``, its PyTorch reference) timed in interleaved
+    windows: (the JAX case, :func:`measure_interleaved`'s result for "jax" and "torch")."""
     case = build_jax_case(size, batch)
     runners = {"jax": case.run}
-    if torch_available():
+    if with_torch:
+        runners["torch"] = torch_runner(build_torch(case), np.asarray(case.batch))
+    return case, measure_interleaved(runners, batch, windows, window_s)
+
+
+def flags_worker(size: str, batch: int, windows: int, window_s: float) -> dict:
+    """Runs in a subprocess started with some XLA_FLAGS: JAX and PyTorch, interleaved."""
+    has_torch = torch_available()
+    if has_torch:
         import torch
 
         torch.set_num_threads(os.cpu_count() or 1)
-        runners["torch"] = torch_runner(build_torch(case), np.asarray(case.batch))
-    r = measure_interleaved(runners, batch, windows, window_s)
-    th = r["torch"]["median"] if "torch" in r else None
+    case, r = time_jax_and_torch(size, batch, windows, window_s, has_torch)
+    th = r["torch"]["median"] if has_torch else None
     return {"jax_examples_per_s": r["jax"]["median"], "torch_examples_per_s": th,
             "ratio": r["jax"]["median"] / th if th else None, "compile_s": case.compile_s}
 
@@ -488,11 +497,7 @@ def run_benchmark(quick: bool = False, sizes: Sequence[str] | None = None,
     rows = []
     for size in sizes:
         for batch in MODEL_SIZES[size]["quick" if quick else "batches"]:
-            case = build_jax_case(size, batch)
-            runners = {"jax": case.run}
-            if has_torch:
-                runners["torch"] = torch_runner(build_torch(case), np.asarray(case.batch))
-            r = measure_interleaved(runners, batch, windows, window_s)
+            case, r = time_jax_and_torch(size, batch, windows, window_s, has_torch)
             jx = r["jax"]["median"]
             th = r["torch"]["median"] if has_torch else None
             step_s = batch / jx

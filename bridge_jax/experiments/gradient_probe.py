@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from bridge_jax import configuration, divergences, losses, schedules, train, train_step
+from bridge_jax import configuration, losses, schedules, train, train_step
 from bridge_jax.experiments import sweep
 
 
@@ -52,11 +52,9 @@ def term_diagnostics(model: train_step.StepModel, params, x: jax.Array, noise: d
         sides = model.forward(gp, x, noise)
         d_data = model.critic(critic_params, x, sides["z_data"])
         d_model = model.critic(critic_params, sides["x_model"], sides["z_model"])
-        ml_coef, bound_coef = losses.bridge_coefficients(alpha, mix)
-        w = losses.bridge_weights(d_data, alpha, self_normalize=self_normalize)
-        ml = ml_coef * jnp.mean(w * sides["nll"])
-        bound = bound_coef * divergences.alpha_bound(d_data, d_model, alpha)
-        return (ml, bound, jnp.mean(sides["nll"])), (d_data, d_model)
+        ml, bound = losses.bridge_terms(sides["nll"], d_data, d_model, alpha, mix=mix,
+                                        self_normalize=self_normalize)
+        return (ml, bound, losses.negative_elbo(sides["nll"])), (d_data, d_model)
 
     (_, (d_data, d_model)) = terms(gen_params)
     grads = [jax.grad(lambda gp, i=i: terms(gp)[0][i])(gen_params) for i in range(3)]
