@@ -36,6 +36,7 @@ __all__ = [
     "critic_loss",
     "bridge_weights",
     "bridge_coefficients",
+    "effective_sample_size",
     "bridge_loss",
     "bridge_terms",
     "negative_elbo",
@@ -105,6 +106,15 @@ def bridge_weights(
     else:
         w = jnp.exp(log_w)
     return jax.lax.stop_gradient(w)
+
+
+def effective_sample_size(w: ArrayLike) -> jax.Array:
+    """Normalised effective sample size of weights: (Σw)² / (N·Σw²), in (0, 1].
+
+    1 when all weights are equal, 1/N when one weight carries everything.
+    """
+    w = jnp.asarray(w)
+    return jnp.sum(w) ** 2 / (w.size * jnp.sum(w * w))
 
 
 def bridge_coefficients(alpha: ArrayLike, mix: str = "quadratic") -> tuple[jax.Array, jax.Array]:

@@ -150,7 +150,7 @@ def make_train_step(
             aux["negative_elbo"] = jnp.mean(sides["nll"])
             w = losses.bridge_weights(d_data, alpha, self_normalize=self_normalize)
             aux["weight_mean"] = jnp.mean(w)
-            aux["weight_ess"] = jnp.sum(w) ** 2 / (w.size * jnp.sum(w * w))
+            aux["weight_ess"] = losses.effective_sample_size(w)
         if sides["log_scale"] is not None:
             aux["decoder_scale"] = jnp.exp(jnp.mean(sides["log_scale"]))
         if method in ("bridge", "vae", "adversarial"):

@@ -273,3 +273,11 @@ def test_gradient_penalty_closed_forms():
     grad_s = jax.grad(lambda s: losses.gradient_penalty(
         lambda x_, z_: s * jnp.sum(x_ * a, axis=(1, 2)), x, z))(3.0)
     np.testing.assert_allclose(grad_s, 3.0 * jnp.sum(a * a), rtol=1e-5)
+
+
+def test_effective_sample_size():
+    assert float(losses.effective_sample_size(jnp.full(8, 3.0))) == pytest.approx(1.0)
+    assert float(losses.effective_sample_size(jnp.eye(8)[0])) == pytest.approx(1 / 8)
+    # Two of four equal, two zero: (2w)² / (4·2w²) = 1/2.
+    assert float(losses.effective_sample_size(jnp.array([0.0, 5.0, 0.0, 5.0]))) == \
+        pytest.approx(0.5)

@@ -63,7 +63,7 @@ def term_diagnostics(model: train_step.StepModel, params, x: jax.Array, noise: d
             "d_data_mean": jnp.mean(d_data), "d_data_std": jnp.std(d_data),
             "d_model_mean": jnp.mean(d_model), "d_model_std": jnp.std(d_model),
             "weight_mean": jnp.mean(w),
-            "weight_ess": jnp.sum(w) ** 2 / (w.size * jnp.sum(w * w)),
+            "weight_ess": losses.effective_sample_size(w),
             "grad_norm_elbo_term": optax.tree.norm(grads[0]),
             "grad_norm_bound_term": optax.tree.norm(grads[1]),
             "grad_norm_negative_elbo": optax.tree.norm(grads[2])}
