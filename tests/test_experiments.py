@@ -124,13 +124,16 @@ def test_set_field_casts_to_the_field_type_and_rejects_unknown_fields():
     assert c.alpha.self_normalize is True
     table = sweep.alpha_table(c)  # cosine 1→0 over 2 steps, then held at 0
     np.testing.assert_allclose(table, [1.0, 0.5, 0.0, 0.0], atol=1e-6)
-    # image_overrides reach the image runs only; command-line overrides come after them.
-    size = dataclasses.replace(size, image_overrides=(("critic.gradient_penalty", 2.0),
-                                                      ("critic.steps", 5)))
+    # dataset_overrides reach their dataset's runs only; command-line overrides come after.
+    size = dataclasses.replace(size, dataset_overrides={
+        "stacked_mnist": (("critic.gradient_penalty", 2.0), ("critic.steps", 5)),
+        "grid": (("critic.gradient_penalty", 0.5),)})
     ring = sweep.run_config("ring", sweep.RUNS_BY_KEY["vae"], size)
+    grid = sweep.run_config("grid", sweep.RUNS_BY_KEY["vae"], size)
     image = sweep.run_config("stacked_mnist", sweep.RUNS_BY_KEY["vae"], size)
     assert ring.critic.gradient_penalty == 0.0 and image.critic.gradient_penalty == 2.0
-    assert ring.critic.steps == image.critic.steps == 3
+    assert grid.critic.gradient_penalty == 0.5
+    assert ring.critic.steps == grid.critic.steps == image.critic.steps == 3
     with pytest.raises(sweep.configuration.ConfigError, match="critic.stepz"):
         sweep.set_field(c, "critic.stepz", "1")
     with pytest.raises(sweep.configuration.ConfigError, match="is not a int"):
@@ -205,11 +208,21 @@ def test_tiny_stacked_mnist_sweep(tmp_path, cheap_classifier_cache):
     json.loads((tmp_path / "results.json").read_text())
 
 
-def test_render_rewrites_the_same_markdown_from_json(tiny_results):
-    out, _ = tiny_results
+def test_render_rewrites_the_same_markdown_and_plots_from_json(tiny_results):
+    out, results = tiny_results
     before = (out / "results.md").read_text()
     (out / "results.md").write_text("stale")
+    samples_png = out / "samples_ring.png"
+    samples_png.unlink()
     assert sweep.render(str(out)) == before == (out / "results.md").read_text()
+    assert samples_png.stat().st_size > 1000  # redrawn from samples_seed0.npz
+    with np.load(out / sweep.SAMPLES_FILE) as saved:
+        np.testing.assert_allclose(saved["ring.vae"],
+                                   results["datasets"]["ring"]["runs"]["vae"]["samples_seed0"],
+                                   rtol=1e-3, atol=1e-3)  # float16
+    (out / sweep.SAMPLES_FILE).unlink()  # a sweep written before the samples were kept
+    (out / "results.md").write_text("stale")
+    assert sweep.render(str(out)) == before
 
 
 # --------------------------------------------------------------------------- gradient probe
@@ -237,9 +250,18 @@ def test_gradient_probe_separates_the_two_terms():
         gradient_probe.main(["--run", "nope"])
 
 
-def test_markdown_states_the_schedule_the_runs_had():
+def test_markdown_states_the_schedule_and_overrides_the_runs_had():
     size = dataclasses.asdict(sweep.FULL)
-    assert sweep._transition_text(size, image=False).startswith("0.167 of the training")
-    assert sweep._transition_text(size, image=True) == "the last step"  # image_overrides
-    size["overrides"] = (("alpha.transition_steps", "300"),)
-    assert sweep._transition_text(size, image=False) == "step 300, then hold α=0"
+    assert sweep._transition_text(size, "ring").startswith("0.167 of the training")
+    assert sweep._transition_text(size, "stacked_mnist") == "the last step"
+    assert "`critic.gradient_penalty=1.0`" in sweep._overrides_text(size, "stacked_mnist")
+    size["dataset_overrides"] = {"ring": [["alpha.transition_steps", 600]]}  # as JSON has it
+    assert sweep._per_dataset_text(sweep._transition_text, size, ["ring", "grid"]) == (
+        "ring: step 600, then hold α=0; grid: 0.167 of the training steps, then hold α=0")
+    assert sweep._per_dataset_text(sweep._overrides_text, size, ["grid"]) == "none"
+    size["overrides"] = (("alpha.transition_steps", "300"),)  # --set comes last
+    assert sweep._transition_text(size, "ring") == "step 300, then hold α=0"
+    # A results.json written before dataset_overrides existed.
+    legacy = {"image_overrides": [["alpha.transition_steps", -1]], "transition_fraction": 0.5}
+    assert sweep._transition_text(legacy, "stacked_mnist") == "the last step"
+    assert sweep._transition_text(legacy, "ring").startswith("0.5 of the training")

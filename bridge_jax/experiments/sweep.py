@@ -105,7 +105,10 @@ class SweepSize:
     image_num_eval_samples: int = 26_000  # the VEEGAN/PacGAN protocol
     image_learning_rate: float = 2e-4
     image_latent_dim: int = 32
-    image_overrides: tuple[tuple[str, Any], ...] = ()  # config fields for image runs only
+    # Config fields for one dataset's runs (every method), applied before `overrides`:
+    # {"stacked_mnist": (("critic.gradient_penalty", 1.0), ...), ...}.
+    dataset_overrides: dict[str, tuple[tuple[str, Any], ...]] = dataclasses.field(
+        default_factory=dict)
     # Further config overrides for every run, ("critic.steps", 2), ...: applied last.
     overrides: tuple[tuple[str, Any], ...] = ()
 
@@ -129,8 +132,9 @@ FULL = SweepSize(num_seeds=10, num_steps={"ring": 9000, "grid": 9000, "stacked_m
                  # logits are kept bounded (R1); the α path then takes the whole run.
                  # (results/stacked_mnist/ also self-normalised the ELBO weights:
                  # --set alpha.self_normalize=true; without it the α family did better.)
-                 image_overrides=(("critic.gradient_penalty", 1.0),
-                                  ("alpha.transition_steps", -1)))
+                 dataset_overrides={
+                     "stacked_mnist": (("critic.gradient_penalty", 1.0),
+                                       ("alpha.transition_steps", -1))})
 TINY = SweepSize(num_seeds=2, num_steps={"ring": 4, "grid": 4, "stacked_mnist": 4},
                  eval_every=2, batch_size=16,
                  width={"ring": 8, "grid": 8, "stacked_mnist": 8},
@@ -182,7 +186,7 @@ def run_config(dataset: str, run: Run, size: SweepSize, seed: int = 0) -> ml_col
     c.critic.lr_schedule = c.generator.lr_schedule = str(size.lr_schedule)
     c.alpha.transition_steps = max(1, round(float(size.transition_fraction) * c.num_steps))
     c.progress_bar = False
-    for name, value in (size.image_overrides if dataset in IMAGE_DATASETS else ()):
+    for name, value in size.dataset_overrides.get(dataset, ()):
         set_field(c, name, value)
     for name, value in size.overrides:
         set_field(c, name, value)
@@ -399,6 +403,7 @@ def run_sweep(size: SweepSize, out_dir: str, *, datasets=("ring", "grid"),
     results["wall_s"] = time.time() - t0
     with open(os.path.join(out_dir, "results.json"), "w") as f:
         json.dump(_jsonable(results), f, indent=1)
+    save_samples(results, out_dir)
     if plots:
         from bridge_jax.experiments import plots as plots_lib
 
@@ -494,10 +499,10 @@ def mixture_protocol_markdown(results: dict) -> list[str]:
             f"{d}: {size['width'][d]}×{size['depth'][d]}" for d in mixtures) + ".",
         "- Steps: " + ", ".join(f"{d}: {size['num_steps'][d]:,}" for d in mixtures)
         + f"; evaluated every {size['eval_every']} steps (trajectory plots).",
-        "- Config overrides for every run: " + (", ".join(
-            f"`{k}={v}`" for k, v in size.get("overrides", ())) or "none") + ".",
+        "- Config overrides for every method's runs: "
+        + _per_dataset_text(_overrides_text, size, mixtures) + ".",
         "- α-Bridge schedules go from α=1 at step 0 to α=0 at "
-        + _transition_text(size, image=False) + "; fixed-α runs "
+        + _per_dataset_text(_transition_text, size, mixtures) + "; fixed-α runs "
         "use method=bridge with a constant schedule; f-GAN uses the α-family bound at "
         "α=0.5 with an x-only critic; the hybrid uses β=1.", "",
         "Every setting above is shared by all methods except the α-Bridge's schedule length; "
@@ -536,9 +541,35 @@ def mixture_table_markdown(dataset: str, d: dict) -> list[str]:
     return lines
 
 
-def _transition_text(size: dict, image: bool) -> str:
+def _dataset_overrides(size: dict, dataset: str) -> tuple[tuple[str, Any], ...]:
+    """The config overrides one dataset's runs had, from a results.json ``size``.
+
+    Sweeps written before ``dataset_overrides`` kept the image runs' as ``image_overrides``.
+    """
+    per_dataset = size.get("dataset_overrides") or {}
+    if dataset in per_dataset:
+        return tuple((k, v) for k, v in per_dataset[dataset])
+    legacy = size.get("image_overrides", ()) if dataset in IMAGE_DATASETS else ()
+    return tuple((k, v) for k, v in legacy)
+
+
+def _overrides_text(size: dict, dataset: str) -> str:
+    """`field=value`, ... of every override a dataset's runs had, or "none"."""
+    return ", ".join(f"`{k}={v}`" for k, v in (*_dataset_overrides(size, dataset),
+                                               *size.get("overrides", ()))) or "none"
+
+
+def _per_dataset_text(text_fn, size: dict, datasets: list[str]) -> str:
+    """text_fn(size, d) once when every dataset has the same, else "d1: …; d2: …"."""
+    texts = {d: text_fn(size, d) for d in datasets}
+    if len(set(texts.values())) <= 1:
+        return next(iter(texts.values()), "")
+    return "; ".join(f"{d}: {t}" for d, t in texts.items())
+
+
+def _transition_text(size: dict, dataset: str) -> str:
     """Where the α-Bridge schedules reach α_end, as the runs' configs had it."""
-    steps = dict((*(size.get("image_overrides", ()) if image else ()),
+    steps = dict((*_dataset_overrides(size, dataset),
                   *size.get("overrides", ()))).get("alpha.transition_steps")
     if steps is not None:
         return ("the last step" if int(steps) == -1
@@ -559,10 +590,8 @@ def image_markdown(dataset: str, d: dict, size: dict) -> list[str]:
              f"{size['batch_size']}, Adam lr {size['image_learning_rate']:g} (β1 0.5"
              + ("; cosine decay to 0" if size.get("lr_schedule") == "cosine" else "")
              + ") for both players; same settings for every method.",
-             "- α-Bridge schedules go from α=1 to α=0 at " + _transition_text(size, image=True)
-             + "; config overrides for every run: " + (", ".join(
-                 f"`{k}={v}`" for k, v in (*size.get("image_overrides", ()),
-                                           *size.get("overrides", ()))) or "none") + ".",
+             "- α-Bridge schedules go from α=1 to α=0 at " + _transition_text(size, dataset)
+             + "; config overrides for every run: " + _overrides_text(size, dataset) + ".",
              f"- Evaluation (VEEGAN/PacGAN protocol): {size['image_num_eval_samples']:,} decoder "
              "means per seed; each channel is classified by the project's digit classifier "
              f"(held-out accuracy {acc:.3f} on 500 bundled digits); a mode (digit triple) is "
@@ -598,10 +627,33 @@ def _from_json(x):
     return x
 
 
+SAMPLES_FILE = "samples_seed0.npz"  # the plotted samples, which results.json leaves out
+
+
+def save_samples(results: dict, out_dir: str) -> str:
+    """Writes every run's seed-0 samples to ``out_dir/samples_seed0.npz`` (float16)."""
+    arrays = {f"{dataset}.{key}": np.asarray(run["samples_seed0"], np.float16)
+              for dataset, d in results["datasets"].items()
+              for key, run in d["runs"].items() if "samples_seed0" in run}
+    path = os.path.join(out_dir, SAMPLES_FILE)
+    np.savez_compressed(path, **arrays)
+    return path
+
+
 def render(out_dir: str) -> str:
-    """Rewrites ``out_dir/results.md`` from its ``results.json`` (and the plots present)."""
+    """Rewrites ``out_dir/results.md`` from its ``results.json``, and the plots too when
+    ``out_dir/samples_seed0.npz`` holds the samples (older sweeps: the plots present)."""
     with open(os.path.join(out_dir, "results.json")) as f:
         results = _from_json(json.load(f))
+    samples_path = os.path.join(out_dir, SAMPLES_FILE)
+    if os.path.exists(samples_path):
+        with np.load(samples_path) as samples:
+            for dataset, d in results["datasets"].items():
+                for key, run in d["runs"].items():
+                    run["samples_seed0"] = samples[f"{dataset}.{key}"].astype(np.float32)
+        from bridge_jax.experiments import plots as plots_lib
+
+        plots_lib.write_all(results, out_dir)
     results["plots"] = sorted(p for p in os.listdir(out_dir) if p.endswith(".png"))
     text = results_markdown(results)
     with open(os.path.join(out_dir, "results.md"), "w") as f:
@@ -617,7 +669,8 @@ def main(argv=None):
     g.add_argument("--tiny", action="store_true", help="a smoke test of the machinery")
     p.add_argument("--out", default="results")
     p.add_argument("--render", action="store_true",
-                   help="only rewrite OUT/results.md from OUT/results.json (no training)")
+                   help="only rewrite OUT/results.md from OUT/results.json, and the plots "
+                        f"from OUT/{SAMPLES_FILE} (no training)")
     p.add_argument("--datasets", default="ring,grid",
                    help="comma-separated: ring, grid, stacked_mnist")
     p.add_argument("--classifier-cache", default="",
