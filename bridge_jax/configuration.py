@@ -32,6 +32,11 @@ JOINT_CRITIC_METHODS = ("bridge", "vae", "adversarial")
 ENCODER_METHODS = ("bridge", "vae", "adversarial", "hybrid")
 DATASETS = ("ring", "grid", "mnist", "stacked_mnist", "tfds")
 TFDS_DEFAULT_IMAGE_SIZE = {"mnist": 28, "cifar10": 32, "celeb_a": 64}
+# R1 weight γ of every 2-D mixture run's critic, chosen on 5-seed α-Bridge runs in
+# results/investigation.md: 10·std² on the ring (std 0.01), 40·std² on the grid (std
+# 0.05). ‖∇_x d‖² grows as 1/std² for a critic that resolves the modes; more γ keeps
+# more modes and costs sharpness.
+MIXTURE_GRADIENT_PENALTY = {"ring": 1e-3, "grid": 0.1}
 PARALLEL_MODES = ("jit", "pmap")
 NONFINITE_POLICIES = ("stop", "skip")
 DTYPES = ("float32", "bfloat16")
@@ -286,8 +291,10 @@ def mixture_config(dataset: str) -> ml_collections.ConfigDict:
 
     The settings of the full method sweep (experiments/sweep.py ``FULL``), chosen in
     results/investigation.md: MLPs of width 128, batch 64, decoder scale σ starting at
-    0.03, cosine lr decay for both players, and α reaching 0 at step 1,500 of 9,000
-    (then held), which leaves the adversarial phase time to sharpen the samples.
+    0.03, cosine lr decay for both players, α reaching 0 at step 1,500 of 9,000 (then
+    held), which leaves the adversarial phase time to sharpen the samples, and an R1
+    penalty on the critic (``MIXTURE_GRADIENT_PENALTY``), which keeps the modes that
+    maximum likelihood found through that phase.
     """
     _choice("dataset", dataset, ("ring", "grid"))
     config = base_config()
@@ -303,6 +310,7 @@ def mixture_config(dataset: str) -> ml_collections.ConfigDict:
     config.alpha.transition_steps = 1500
     config.generator.lr_schedule = "cosine"
     config.critic.lr_schedule = "cosine"
+    config.critic.gradient_penalty = MIXTURE_GRADIENT_PENALTY[dataset]
     return config
 
 

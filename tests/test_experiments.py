@@ -265,3 +265,20 @@ def test_markdown_states_the_schedule_and_overrides_the_runs_had():
     legacy = {"image_overrides": [["alpha.transition_steps", -1]], "transition_fraction": 0.5}
     assert sweep._transition_text(legacy, "stacked_mnist") == "the last step"
     assert sweep._transition_text(legacy, "ring").startswith("0.5 of the training")
+
+
+@pytest.mark.parametrize("dataset", ["ring", "grid"])
+def test_mixture_configs_are_the_full_sweeps_alpha_bridge(dataset):
+    # configs/ring.py and configs/grid.py promise the full sweep's settings.
+    swept = sweep.run_config(dataset, sweep.RUNS_BY_KEY["bridge_cosine"], sweep.FULL)
+    config = sweep.configuration.mixture_config(dataset)
+    for field in ("model.width", "model.depth", "model.latent_dim", "model.init_log_scale",
+                  "num_steps", "batch_size", "alpha.schedule", "alpha.transition_steps",
+                  "generator.learning_rate", "critic.learning_rate",
+                  "generator.lr_schedule", "critic.lr_schedule", "critic.steps",
+                  "critic.gradient_penalty"):
+        a, b = swept, config
+        for part in field.split("."):
+            a, b = a[part], b[part]
+        assert a == pytest.approx(b) if isinstance(a, float) else a == b, field
+    assert config.critic.gradient_penalty > 0
