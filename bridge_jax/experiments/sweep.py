@@ -550,11 +550,9 @@ def _dataset_overrides(size: dict, dataset: str) -> tuple[tuple[str, Any], ...]:
 
     Sweeps written before ``dataset_overrides`` kept the image runs' as ``image_overrides``.
     """
-    per_dataset = size.get("dataset_overrides") or {}
-    if dataset in per_dataset:
-        return tuple((k, v) for k, v in per_dataset[dataset])
     legacy = size.get("image_overrides", ()) if dataset in IMAGE_DATASETS else ()
-    return tuple((k, v) for k, v in legacy)
+    per_dataset = size.get("dataset_overrides") or {}
+    return tuple((k, v) for k, v in per_dataset.get(dataset, legacy))
 
 
 def _overrides_text(size: dict, dataset: str) -> str:
