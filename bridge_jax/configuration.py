@@ -106,6 +106,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.generator.lr_schedule = "constant"
     c.generator.final_lr_fraction = 0.0
     c.generator.lr_decay_steps = -1
+    c.generator.scale_lr_multiplier = 1.0  # × the decoder log σ's update (train_state)
     c.hybrid_weight = 1.0  # β of the VAE-GAN hybrid
 
     c.log_every = 50
@@ -267,6 +268,7 @@ def validate_config(
         _require(_is_int(opt.lr_decay_steps)
                  and (opt.lr_decay_steps > 0 or opt.lr_decay_steps == -1),
                  f"{side}.lr_decay_steps must be positive or -1, got {opt.lr_decay_steps!r}")
+    _positive_number("generator.scale_lr_multiplier", c.generator.scale_lr_multiplier)
     _require(_is_number(c.hybrid_weight) and c.hybrid_weight >= 0,
              f"hybrid_weight must be a non-negative number, got {c.hybrid_weight!r}")
 

@@ -46,6 +46,7 @@ UPSAMPLES = ("subpixel", "transpose")
 CRITIC_INPUTS = ("joint", "x")
 DCGAN_START_SIDE = {28: 7, 32: 4, 64: 4}  # image side -> generator start side h0
 _LOG_2PI = math.log(2.0 * math.pi)
+DECODER_SCALE_PARAM = "log_scale_raw"  # the decoder's raw log σ parameter
 _F32 = jnp.float32
 
 
@@ -290,7 +291,7 @@ class Decoder(nn.Module):
             return DecoderOutput(loc, None)
         raw0 = cfg.min_log_scale + _softplus_inverse(cfg.init_log_scale - cfg.min_log_scale)
         pshape = () if cfg.scale == "scalar" else shape
-        raw = self.param("log_scale_raw", nn.initializers.constant(raw0), pshape, _F32)
+        raw = self.param(DECODER_SCALE_PARAM, nn.initializers.constant(raw0), pshape, _F32)
         log_scale = cfg.min_log_scale + jax.nn.softplus(raw - cfg.min_log_scale)
         return DecoderOutput(loc, log_scale)
 

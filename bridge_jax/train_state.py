@@ -10,7 +10,7 @@
       first_nonfinite_step step of the first skipped update, −1 if none
       first_nonfinite_what bit mask of the non-finite quantities at that step
 
-The two optax chains (clip by global norm → Adam) are static fields: they are
+The two optax chains (clip by global norm → Adam, see make_optimizer) are static fields: they are
 part of the program, not of the data, so checkpoints hold arrays only.
 """
 
@@ -72,14 +72,30 @@ def decay_steps(config: ml_collections.ConfigDict, side: str) -> int:
     return steps * (int(config.critic.steps) if side == "critic" else 1)
 
 
+def is_decoder_scale(params: Any) -> Any:
+    """A pytree of bools like ``params``: True at the decoder's log-scale parameter σ."""
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: getattr(path[-1], "key", None) == models_lib.DECODER_SCALE_PARAM, params)
+
+
 def make_optimizer(opt_config: ml_collections.ConfigDict,
                    num_steps: int = 1) -> optax.GradientTransformation:
-    """clip_by_global_norm(clip_norm) → Adam(learning rate schedule, b1, b2)."""
-    return optax.chain(
+    """clip_by_global_norm(clip_norm) → Adam(learning rate schedule, b1, b2), then the
+    decoder scale's update × ``scale_lr_multiplier`` (generator only; 1: no change).
+
+    Adam moves every parameter by about lr per step, so the decoder's log σ moves by at
+    most ~lr per step too; the multiplier lets σ follow its gradient faster than the
+    networks' weights without raising their learning rate.
+    """
+    transforms = [
         optax.clip_by_global_norm(float(opt_config.clip_norm)),
         optax.adam(learning_rate_schedule(opt_config, num_steps), b1=float(opt_config.b1),
                    b2=float(opt_config.b2)),
-    )
+    ]
+    multiplier = float(opt_config.get("scale_lr_multiplier", 1.0))
+    if multiplier != 1.0:
+        transforms.append(optax.masked(optax.scale(multiplier), is_decoder_scale))
+    return optax.chain(*transforms)
 
 
 def model_config(config: ml_collections.ConfigDict) -> models_lib.ModelConfig:

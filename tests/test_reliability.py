@@ -597,6 +597,7 @@ BAD_CONFIGS = [
     ({"generator.clip_norm": -1.0}, "generator.clip_norm"),
     ({"generator.lr_schedule": "linear"}, "generator.lr_schedule"),
     ({"critic.final_lr_fraction": 1.5}, "critic.final_lr_fraction"),
+    ({"generator.scale_lr_multiplier": 0.0}, "generator.scale_lr_multiplier"),
     ({"generator.lr_decay_steps": 0}, "generator.lr_decay_steps"),
     ({"hybrid_weight": -1.0}, "hybrid_weight"),
     ({"log_every": 0}, "log_every"),

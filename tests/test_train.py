@@ -319,6 +319,32 @@ def test_cosine_learning_rate_decay_reaches_adam():
     assert train_state.learning_rate_schedule(opt, 100) == pytest.approx(1e-2)
 
 
+def test_scale_lr_multiplier_scales_only_the_decoder_scale_update():
+    """With multiplier k the decoder's log σ moves k × as far as any weight; k = 1 (the
+    default) leaves the chain as clip → Adam."""
+    from bridge_jax import models, train_state
+
+    opt = configuration.base_config().generator
+    opt.learning_rate = 1e-2
+    params = {"decoder": {models.DECODER_SCALE_PARAM: np.zeros((), np.float32),
+                          "w": np.zeros(3, np.float32)},
+              "encoder": {"w": np.zeros(2, np.float32)}}
+    grads = jax.tree_util.tree_map(lambda p: np.full(p.shape, 0.5, np.float32), params)
+    for k in (1.0, 10.0):
+        opt.scale_lr_multiplier = k
+        tx = train_state.make_optimizer(opt, 100)
+        state = tx.init(params)
+        for _ in range(3):
+            updates, state = tx.update(grads, state, params)
+        np.testing.assert_allclose(updates["decoder"]["w"], -1e-2, rtol=1e-4)
+        np.testing.assert_allclose(updates["encoder"]["w"], -1e-2, rtol=1e-4)
+        np.testing.assert_allclose(updates["decoder"][models.DECODER_SCALE_PARAM], -1e-2 * k,
+                                   rtol=1e-4)
+    mask = train_state.is_decoder_scale(params)
+    assert mask == {"decoder": {models.DECODER_SCALE_PARAM: True, "w": False},
+                    "encoder": {"w": False}}
+
+
 def test_gradient_penalty_adds_gamma_times_r1_to_the_critic_loss():
     base = helpers.load_config("ring", "tiny")
     with_gp = helpers.load_config("ring", "tiny")
