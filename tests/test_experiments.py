@@ -67,6 +67,19 @@ def test_values_within_valid_ranges(tiny_results):
     assert set(data["datasets"]["ring"]["runs"]) == set(RUN_KEYS)
 
 
+def test_data_reference_row_scores_the_true_mixture(tiny_results):
+    """The table's first row is the mixture's own samples under the same protocol: every
+    mode, and HQ near its expectation 1 − e^(−9/2) = 98.9% (2-D Gaussian within 3 std)."""
+    out, results = tiny_results
+    ref = results["datasets"]["ring"]["data_reference"]
+    assert ref["modes_covered"]["mean"] == 8 and ref["modes_covered_strict"]["mean"] == 8
+    assert abs(ref["hq_fraction"]["mean"] - (1 - math.exp(-4.5))) < 0.02  # 200 samples × 2
+    assert 0 <= ref["reverse_kl"]["mean"] < 0.1
+    rows = [line for line in (out / "results.md").read_text().splitlines()
+            if line.startswith("| ")]
+    assert rows[1].startswith(f"| *{sweep.DATA_REFERENCE_LABEL}* | 8.00 ± 0.00 | 8.00 ± 0.00 |")
+
+
 def test_plots_written(tiny_results):
     out, _ = tiny_results
     for stem in ("coverage_vs_quality", "bridge_trajectory", "samples"):
@@ -199,7 +212,11 @@ def test_tiny_stacked_mnist_sweep(tmp_path, cheap_classifier_cache):
             assert 0.0 <= m["kl_to_uniform"] <= math.log(1000) + 1e-9 and m["fd"] > 0
     alphas = [t["train_alpha"] for t in d["runs"]["bridge_cosine"]["trajectory"]]
     assert alphas[0] > alphas[-1]
+    ref = d["data_reference"]  # 300 real images scored like a run's samples
+    assert ref["fd"]["mean"] < 0.1 * min(r["summary"]["fd"]["mean"] for r in d["runs"].values())
+    assert 200 <= ref["modes_covered"]["mean"] <= 300  # 300 draws of 1000 triples: ~259
     md = (tmp_path / "results.md").read_text()
+    assert f"| *{sweep.DATA_REFERENCE_LABEL}* | {ref['modes_covered']['mean']:.1f} ± 0.0 |" in md
     assert "PacDCGAN2" in md and "FD-MNIST-classifier" in md and "300 decoder means" in md
     for label in ("VAE (α≡1)", "NS-GAN", "α-Bridge 1→0 (cosine)"):
         assert sum(line.startswith(f"| {label} |") for line in md.splitlines()) == 1

@@ -68,17 +68,24 @@ class Evaluator:
     classifier_params: Any
     accuracy: float
     real_features: np.ndarray
+    data_reference: dict  # image_metrics of real images: the floor the protocol allows
 
 
 def make_evaluator(config, num_eval_samples: int, cache_dir: str, log=print) -> Evaluator:
-    """Loads (or trains and caches) the classifier; features of min(n, 10,000) real images."""
+    """Loads (or trains and caches) the classifier; features of min(n, 10,000) real images
+    (eval stream seed 0); and the metrics of ``num_eval_samples`` other real images (seed
+    1), scored exactly as a model's samples are: what the data itself gets (modes, KL from
+    the classifier's errors and the finite sample, FD of two real sets)."""
     classifier_params, accuracy = classifier_lib.load_or_train_classifier(cache_dir)
-    real, _ = train.make_dataset(config, seed=0).eval_arrays(min(num_eval_samples, 10_000),
-                                                             seed=0)
+    dataset = train.make_dataset(config, seed=0)
+    real, _ = dataset.eval_arrays(min(num_eval_samples, 10_000), seed=0)
+    real_features = channel_features(classifier_params, real)
+    reference = image_metrics(dataset.eval_arrays(num_eval_samples, seed=1)[0],
+                              classifier_params, real_features)
     log(f"  [{config.data.name}] digit classifier held-out accuracy {accuracy:.4f}; "
-        f"{len(real)} real images for FD")
-    return Evaluator(classifier_params, float(accuracy),
-                     channel_features(classifier_params, real))
+        f"{len(real)} real images for FD; real data scores {reference['modes_covered']} "
+        f"modes, KL {reference['kl_to_uniform']:.3f}, FD {reference['fd']:.2f}")
+    return Evaluator(classifier_params, float(accuracy), real_features, reference)
 
 
 def train_image_group(dataset: str, runs: list, size, *, run_config, alpha_table, summarize,

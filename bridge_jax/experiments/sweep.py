@@ -45,6 +45,9 @@ from bridge_jax.evaluation.stacked_mnist import STACKED_MNIST_NUM_MODES
 from bridge_jax.experiments import stacked_mnist as stacked_mnist_sweep
 
 METRIC_KEYS = ("modes_covered", "modes_covered_strict", "hq_fraction", "reverse_kl")
+IMAGE_METRIC_KEYS = stacked_mnist_sweep.METRIC_KEYS
+# The first row of every table: real data scored by the same protocol.
+DATA_REFERENCE_LABEL = "training data (reference)"
 TRACKED_STEP_METRICS = ("alpha", "critic_accuracy", "generator_loss", "update_applied",
                         "decoder_scale")
 BRIDGE_RUN = "bridge_cosine"  # the run whose trajectory is plotted first
@@ -259,6 +262,18 @@ def summarize(per_seed: list[dict], keys: tuple[str, ...] = METRIC_KEYS) -> dict
     return {k: _finite_stats([m[k] for m in per_seed]) for k in keys}
 
 
+def mixture_data_reference(dataset: str, size: SweepSize) -> dict[str, dict]:
+    """The metrics of the true mixture's own samples (``num_eval_samples`` per seed, one
+    draw per seed), summarised like a run: the best a perfect generator can score (HQ is
+    1 − e^(−9/2) ≈ 98.9% in expectation; KL is the finite-sample floor)."""
+    cfg = run_config(dataset, RUNS_BY_KEY["vae"], size)
+    data = train.make_dataset(cfg, seed=0)
+    per_seed = [mixture_metrics(data.eval_arrays(int(size.num_eval_samples), seed=s)[0],
+                                data.mode_centers, data.mode_std)
+                for s in range(size.num_seeds)]
+    return summarize(per_seed)
+
+
 def train_group(dataset: str, runs: list[Run], size: SweepSize, log=print) -> dict[str, dict]:
     """Trains ``runs`` (one config.method) × seeds at once; returns per-run results."""
     seeds = list(range(size.num_seeds))
@@ -399,6 +414,8 @@ def run_sweep(size: SweepSize, out_dir: str, *, datasets=("ring", "grid"),
                 per_run.update(train_group(dataset, group, size, log=log))
         results["datasets"][dataset] = {
             "kind": "image" if image else "mixture",
+            "data_reference": (summarize([evaluator.data_reference], IMAGE_METRIC_KEYS)
+                               if image else mixture_data_reference(dataset, size)),
             "runs": {k: per_run[k] for k in run_keys},
             "wall_s": time.time() - td,
             "num_modes": (STACKED_MNIST_NUM_MODES if image
@@ -526,6 +543,11 @@ def mixture_table_markdown(dataset: str, d: dict) -> list[str]:
               f"| method | modes covered (of {k}) | strict modes | HQ % | reverse KL "
               "| seeds with skipped non-finite updates |",
               "|---|---|---|---|---|---|"]
+    if "data_reference" in d:  # sweeps written before it have none
+        s = d["data_reference"]
+        lines.append(f"| *{DATA_REFERENCE_LABEL}* | {_pm(s['modes_covered'])} | "
+                     f"{_pm(s['modes_covered_strict'])} | {_pm(s['hq_fraction'], 100, 1)} | "
+                     f"{_pm(s['reverse_kl'])} | — |")
     for run in d["runs"].values():
         s = run["summary"]
         bad = sum(1 for v in run["nonfinite_updates"] if v)
@@ -604,6 +626,10 @@ def image_markdown(dataset: str, d: dict, size: dict) -> list[str]:
              "Not FID; lower is better.", "",
              "| method | modes (of 1000) | KL to uniform | FD-MNIST-classifier "
              "| seeds with skipped non-finite updates |", "|---|---|---|---|---|"]
+    if "data_reference" in d:
+        s = d["data_reference"]
+        lines.append(f"| *{DATA_REFERENCE_LABEL}* | {_pm(s['modes_covered'], digits=1)} | "
+                     f"{_pm(s['kl_to_uniform'])} | {_pm(s['fd'])} | — |")
     for run in d["runs"].values():
         s = run["summary"]
         bad = sum(1 for v in run["nonfinite_updates"] if v)
