@@ -32,11 +32,23 @@ JOINT_CRITIC_METHODS = ("bridge", "vae", "adversarial")
 ENCODER_METHODS = ("bridge", "vae", "adversarial", "hybrid")
 DATASETS = ("ring", "grid", "mnist", "stacked_mnist", "tfds")
 TFDS_DEFAULT_IMAGE_SIZE = {"mnist": 28, "cifar10": 32, "celeb_a": 64}
-# R1 weight γ of every 2-D mixture run's critic, chosen on 5-seed α-Bridge runs in
-# results/investigation.md: 10·std² on the ring (std 0.01), 40·std² on the grid (std
-# 0.05). ‖∇_x d‖² grows as 1/std² for a critic that resolves the modes; more γ keeps
-# more modes and costs sharpness.
-MIXTURE_GRADIENT_PENALTY = {"ring": 1e-3, "grid": 0.1}
+# Per-dataset settings of every 2-D mixture run (all methods), chosen on 5-seed α-Bridge
+# runs in results/investigation.md; mixture_config and the full sweep both use them.
+# - model.depth: hidden layers of the three MLPs. A continuous G maps the connected
+#   2-D latent onto separated modes; deeper MLPs make its transitions between modes
+#   steeper (fewer samples between them). Ring: 3 (4 was sharper but less even),
+#   grid: 4.
+# - critic.gradient_penalty: the R1 weight γ, 10·std² on the ring (std 0.01), 40·std² on
+#   the grid (std 0.05). ‖∇_x d‖² grows as 1/std² for a critic that resolves the modes;
+#   more γ keeps more modes and costs sharpness.
+# - generator.scale_lr_multiplier (ring): the decoder σ must fall from the
+#   maximum-likelihood residual (≈0.04) to below the ring's std 0.01 in the adversarial
+#   phase; at the networks' lr it had not by the last step. (On the grid it cost modes.)
+MIXTURE_DEPTH = {"ring": 3, "grid": 4}
+MIXTURE_OVERRIDES = {
+    "ring": (("critic.gradient_penalty", 1e-3), ("generator.scale_lr_multiplier", 10.0)),
+    "grid": (("critic.gradient_penalty", 0.1),),
+}
 PARALLEL_MODES = ("jit", "pmap")
 NONFINITE_POLICIES = ("stop", "skip")
 DTYPES = ("float32", "bfloat16")
@@ -294,9 +306,10 @@ def mixture_config(dataset: str) -> ml_collections.ConfigDict:
     The settings of the full method sweep (experiments/sweep.py ``FULL``), chosen in
     results/investigation.md: MLPs of width 128, batch 64, decoder scale σ starting at
     0.03, cosine lr decay for both players, α reaching 0 at step 1,500 of 9,000 (then
-    held), which leaves the adversarial phase time to sharpen the samples, and an R1
-    penalty on the critic (``MIXTURE_GRADIENT_PENALTY``), which keeps the modes that
-    maximum likelihood found through that phase.
+    held), which leaves the adversarial phase time to sharpen the samples; and per
+    dataset (``MIXTURE_DEPTH``, ``MIXTURE_OVERRIDES``) 3 or 4 hidden layers, an R1 penalty on
+    the critic, which keeps the modes that maximum likelihood found through that phase,
+    and on the ring a 10× learning rate for the decoder scale σ.
     """
     _choice("dataset", dataset, ("ring", "grid"))
     config = base_config()
@@ -304,7 +317,7 @@ def mixture_config(dataset: str) -> ml_collections.ConfigDict:
     config.model.arch = "mlp"
     config.model.latent_dim = 2
     config.model.width = 128
-    config.model.depth = 2
+    config.model.depth = MIXTURE_DEPTH[dataset]
     config.model.init_log_scale = math.log(0.03)
     config.num_steps = 9000
     config.batch_size = 64
@@ -312,7 +325,9 @@ def mixture_config(dataset: str) -> ml_collections.ConfigDict:
     config.alpha.transition_steps = 1500
     config.generator.lr_schedule = "cosine"
     config.critic.lr_schedule = "cosine"
-    config.critic.gradient_penalty = MIXTURE_GRADIENT_PENALTY[dataset]
+    for name, value in MIXTURE_OVERRIDES[dataset]:
+        section, field = name.split(".")
+        config[section][field] = value
     return config
 
 

@@ -293,7 +293,7 @@ def test_mixture_configs_are_the_full_sweeps_alpha_bridge(dataset):
                   "num_steps", "batch_size", "alpha.schedule", "alpha.transition_steps",
                   "generator.learning_rate", "critic.learning_rate",
                   "generator.lr_schedule", "critic.lr_schedule", "critic.steps",
-                  "critic.gradient_penalty"):
+                  "critic.gradient_penalty", "generator.scale_lr_multiplier"):
         a, b = swept, config
         for part in field.split("."):
             a, b = a[part], b[part]
