@@ -240,6 +240,12 @@ def test_render_rewrites_the_same_markdown_and_plots_from_json(tiny_results):
     (out / sweep.SAMPLES_FILE).unlink()  # a sweep written before the samples were kept
     (out / "results.md").write_text("stale")
     assert sweep.render(str(out)) == before
+    # ... and one written before the data reference rows: render computes the same row.
+    saved = json.loads((out / "results.json").read_text())
+    del saved["datasets"]["ring"]["data_reference"]
+    (out / "results.json").write_text(json.dumps(saved))
+    assert sweep.render(str(out), log=lambda *a: None) == before
+    assert "data_reference" in json.loads((out / "results.json").read_text())["datasets"]["ring"]
 
 
 # --------------------------------------------------------------------------- gradient probe

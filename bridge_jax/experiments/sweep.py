@@ -35,6 +35,7 @@ import ml_collections
 import numpy as np
 
 from bridge_jax import configuration, schedules, train, train_step
+from bridge_jax import data as data_lib
 from bridge_jax.evaluation.mixtures import (
     HQ_NUM_STDS,
     PACGAN_NUM_EVAL_SAMPLES,
@@ -263,16 +264,38 @@ def summarize(per_seed: list[dict], keys: tuple[str, ...] = METRIC_KEYS) -> dict
     return {k: _finite_stats([m[k] for m in per_seed]) for k in keys}
 
 
-def mixture_data_reference(dataset: str, size: SweepSize) -> dict[str, dict]:
+def mixture_data_reference(dataset: str, num_seeds: int,
+                           num_eval_samples: int) -> dict[str, dict]:
     """The metrics of the true mixture's own samples (``num_eval_samples`` per seed, one
     draw per seed), summarised like a run: the best a perfect generator can score (HQ is
     1 − e^(−9/2) ≈ 98.9% in expectation; KL is the finite-sample floor)."""
-    cfg = run_config(dataset, RUNS_BY_KEY["vae"], size)
-    data = train.make_dataset(cfg, seed=0)
-    per_seed = [mixture_metrics(data.eval_arrays(int(size.num_eval_samples), seed=s)[0],
-                                data.mode_centers, data.mode_std)
-                for s in range(size.num_seeds)]
+    source = data_lib.make_dataset(dataset, seed=0, global_batch_size=1)
+    per_seed = [mixture_metrics(source.eval_arrays(int(num_eval_samples), seed=s)[0],
+                                source.mode_centers, source.mode_std)
+                for s in range(int(num_seeds))]
     return summarize(per_seed)
+
+
+def add_missing_data_references(results: dict, classifier_cache: str,
+                                log=print) -> list[str]:
+    """Computes ``data_reference`` for the datasets of a sweep written before it existed
+    (Stacked MNIST needs the digit classifier: cached in ``classifier_cache``, or trained
+    there); returns the names of the datasets it filled in."""
+    size, added = results["size"], []
+    for dataset, d in results["datasets"].items():
+        if "data_reference" in d:
+            continue
+        if d.get("kind") == "image":
+            config = configuration.base_config()
+            config.data.name = dataset
+            evaluator = stacked_mnist_sweep.make_evaluator(
+                config, int(size["image_num_eval_samples"]), classifier_cache, log=log)
+            d["data_reference"] = summarize([evaluator.data_reference], IMAGE_METRIC_KEYS)
+        else:
+            d["data_reference"] = mixture_data_reference(dataset, size["num_seeds"],
+                                                         size["num_eval_samples"])
+        added.append(dataset)
+    return added
 
 
 def train_group(dataset: str, runs: list[Run], size: SweepSize, log=print) -> dict[str, dict]:
@@ -416,7 +439,8 @@ def run_sweep(size: SweepSize, out_dir: str, *, datasets=("ring", "grid"),
         results["datasets"][dataset] = {
             "kind": "image" if image else "mixture",
             "data_reference": (summarize([evaluator.data_reference], IMAGE_METRIC_KEYS)
-                               if image else mixture_data_reference(dataset, size)),
+                               if image else mixture_data_reference(
+                                   dataset, size.num_seeds, size.num_eval_samples)),
             "runs": {k: per_run[k] for k in run_keys},
             "wall_s": time.time() - td,
             "num_modes": (STACKED_MNIST_NUM_MODES if image
@@ -669,11 +693,20 @@ def save_samples(results: dict, out_dir: str) -> str:
     return path
 
 
-def render(out_dir: str) -> str:
+def render(out_dir: str, classifier_cache: str | None = None, log=print) -> str:
     """Rewrites ``out_dir/results.md`` from its ``results.json``, and the plots too when
-    ``out_dir/samples_seed0.npz`` holds the samples (older sweeps: the plots present)."""
-    with open(os.path.join(out_dir, "results.json")) as f:
+    ``out_dir/samples_seed0.npz`` holds the samples (older sweeps: the plots present).
+    A sweep written before the data reference rows gets them computed and added to its
+    ``results.json`` (:func:`add_missing_data_references`)."""
+    json_path = os.path.join(out_dir, "results.json")
+    with open(json_path) as f:
         results = _from_json(json.load(f))
+    added = add_missing_data_references(
+        results, classifier_cache or stacked_mnist_sweep.default_cache_dir(out_dir), log=log)
+    if added:
+        log(f"added the data reference rows of {added} to {json_path}")
+        with open(json_path, "w") as f:
+            json.dump(_jsonable(results), f, indent=1)
     samples_path = os.path.join(out_dir, SAMPLES_FILE)
     if os.path.exists(samples_path):
         with np.load(samples_path) as samples:
@@ -715,7 +748,7 @@ def main(argv=None):
                    help="config override for every run, e.g. --set critic.steps=2 (repeatable)")
     args = p.parse_args(argv)
     if args.render:
-        render(args.out)
+        render(args.out, args.classifier_cache or None)
         return
     name = "full" if args.full else "tiny" if args.tiny else "quick"
     size = SIZES[name]
