@@ -3,7 +3,11 @@ r"""α-Bridge on Stacked MNIST: 3 channels, each a bundled MNIST digit (1000 mod
     python -m bridge_jax.main --config=configs/stacked_mnist.py --workdir=/tmp/smnist
 """
 
-from bridge_jax.configuration import base_config, shrink_for_tests
+from bridge_jax.configuration import (
+    STACKED_MNIST_GRADIENT_PENALTY,
+    base_config,
+    shrink_for_tests,
+)
 
 
 def get_config(arg: str | None = None):
@@ -21,7 +25,7 @@ def get_config(arg: str | None = None):
     # critic every α-Bridge term saturates once the critic separates the images, and
     # the run collapses to a few dozen modes. α goes 1 → 0 over the whole run (the
     # default schedule); the ELBO weights are not self-normalised (better without).
-    config.critic.gradient_penalty = 1.0
+    config.critic.gradient_penalty = STACKED_MNIST_GRADIENT_PENALTY
     config.sample_every = 500
     config.checkpoint_every = 1000
     if arg == "tiny":

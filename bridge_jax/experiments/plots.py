@@ -99,7 +99,8 @@ def _trajectory_plot(dataset: str, d: dict, path: str,
             ax.set_title(title)
             ax.set_xlabel("step")
     axes[1].set_ylim(0, d["num_modes"] + 0.5)
-    axes[0].legend(fontsize=7)
+    if axes[0].get_legend_handles_labels()[0]:  # a sweep without these runs draws no lines
+        axes[0].legend(fontsize=7)
     fig.suptitle(f"{dataset}: along training (α: mean over the preceding evaluation interval; "
                  "metrics: mean ± std over seeds)", fontsize=9)
     return _save(fig, path, 110)

@@ -142,7 +142,8 @@ FULL = SweepSize(num_seeds=10, num_steps={"ring": 9000, "grid": 9000, "stacked_m
                  # --set alpha.self_normalize=true; without it the α family did better.)
                  dataset_overrides={
                      **configuration.MIXTURE_OVERRIDES,
-                     "stacked_mnist": (("critic.gradient_penalty", 1.0),
+                     "stacked_mnist": (("critic.gradient_penalty",
+                                        configuration.STACKED_MNIST_GRADIENT_PENALTY),
                                        ("alpha.transition_steps", -1))})
 TINY = SweepSize(num_seeds=2, num_steps={"ring": 4, "grid": 4, "stacked_mnist": 4},
                  eval_every=2, batch_size=16,
