@@ -282,6 +282,9 @@ def test_markdown_states_the_schedule_and_overrides_the_runs_had():
     assert sweep._per_dataset_text(sweep._transition_text, size, ["ring", "grid"]) == (
         "ring: step 600, then hold α=0; grid: 0.167 of the training steps, then hold α=0")
     assert sweep._per_dataset_text(sweep._overrides_text, size, ["grid"]) == "none"
+    assert sweep._nonfinite_column(size, "ring").startswith("seeds stopped by")  # the default
+    size["dataset_overrides"]["grid"] = [["nonfinite_policy", "skip"]]
+    assert sweep._nonfinite_column(size, "grid") == "seeds with skipped non-finite updates"
     size["overrides"] = (("alpha.transition_steps", "300"),)  # --set comes last
     assert sweep._transition_text(size, "ring") == "step 300, then hold α=0"
     # A results.json written before dataset_overrides existed.

@@ -502,7 +502,7 @@ def results_markdown(results: dict) -> str:
         if d.get("kind") == "image":
             lines += image_markdown(dataset, d, size)
             continue
-        lines += mixture_table_markdown(dataset, d)
+        lines += mixture_table_markdown(dataset, d, size)
     if "stacked_mnist" not in results["datasets"]:
         lines += ["## Stacked MNIST", "",
                   "Not in this sweep's datasets (run it with `--datasets stacked_mnist`). "
@@ -559,7 +559,16 @@ def mixture_protocol_markdown(results: dict) -> list[str]:
     return lines
 
 
-def mixture_table_markdown(dataset: str, d: dict) -> list[str]:
+def _nonfinite_column(size: dict, dataset: str) -> str:
+    """The last column's title: under ``nonfinite_policy=stop`` (the default) a member
+    whose loss or gradient turned non-finite is frozen there, under ``skip`` it goes on."""
+    policy = dict((*_dataset_overrides(size, dataset), *size.get("overrides", ()))).get(
+        "nonfinite_policy", configuration.base_config().nonfinite_policy)
+    return ("seeds stopped by a non-finite update (row: the model at that step)"
+            if policy == "stop" else "seeds with skipped non-finite updates")
+
+
+def mixture_table_markdown(dataset: str, d: dict, size: dict) -> list[str]:
     """One 2-D dataset's table and the published rows."""
     lines: list[str] = []
     k = d["num_modes"]
@@ -567,7 +576,7 @@ def mixture_table_markdown(dataset: str, d: dict) -> list[str]:
     lines += [f"## {dataset} ({k} modes) — {len(any_run['seeds'])} seeds, "
               f"{any_run['num_steps']:,} steps, wall {d['wall_s'] / 60:.1f} min", "",
               f"| method | modes covered (of {k}) | strict modes | HQ % | reverse KL "
-              "| seeds with skipped non-finite updates |",
+              f"| {_nonfinite_column(size, dataset)} |",
               "|---|---|---|---|---|---|"]
     if "data_reference" in d:  # sweeps written before it have none
         s = d["data_reference"]
@@ -651,7 +660,7 @@ def image_markdown(dataset: str, d: dict, size: dict) -> list[str]:
              f"({min(size['image_num_eval_samples'], 10_000):,} real stacked images). "
              "Not FID; lower is better.", "",
              "| method | modes (of 1000) | KL to uniform | FD-MNIST-classifier "
-             "| seeds with skipped non-finite updates |", "|---|---|---|---|---|"]
+             f"| {_nonfinite_column(size, dataset)} |", "|---|---|---|---|---|"]
     if "data_reference" in d:
         s = d["data_reference"]
         lines.append(f"| *{DATA_REFERENCE_LABEL}* | {_pm(s['modes_covered'], digits=1)} | "
