@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import os
+from typing import Any
 
 import ml_collections
 
@@ -303,6 +304,27 @@ def validate_config(
                  f"workdir={workdir!r} is not writable (checked {parent!r})")
 
 
+def set_field(config: ml_collections.ConfigDict, name: str, value: Any) -> None:
+    """config.<dotted name> = value, with the field's own type (ConfigError if unknown)."""
+    *parents, leaf = name.split(".")
+    node = config
+    for p in parents:
+        if p not in node or not isinstance(node[p], ml_collections.ConfigDict):
+            raise ConfigError(f"unknown config field {name!r}")
+        node = node[p]
+    if leaf not in node or isinstance(node[leaf], ml_collections.ConfigDict):
+        raise ConfigError(f"unknown config field {name!r}")
+    current = node[leaf]
+    if isinstance(value, str) and not isinstance(current, str):
+        try:
+            value = (value.lower() in ("1", "true", "yes") if isinstance(current, bool)
+                     else type(current)(value))
+        except ValueError as e:
+            raise ConfigError(
+                f"{name}={value!r} is not a {type(current).__name__}") from e
+    node[leaf] = value
+
+
 def mixture_config(dataset: str) -> ml_collections.ConfigDict:
     """The 2-D mixture experiment (``configs/ring.py``, ``configs/grid.py``).
 
@@ -329,8 +351,7 @@ def mixture_config(dataset: str) -> ml_collections.ConfigDict:
     config.generator.lr_schedule = "cosine"
     config.critic.lr_schedule = "cosine"
     for name, value in MIXTURE_OVERRIDES[dataset]:
-        section, field = name.split(".")
-        config[section][field] = value
+        set_field(config, name, value)
     return config
 
 

@@ -36,6 +36,7 @@ import numpy as np
 
 from bridge_jax import configuration, schedules, train, train_step
 from bridge_jax import data as data_lib
+from bridge_jax.configuration import set_field
 from bridge_jax.evaluation.mixtures import (
     HQ_NUM_STDS,
     PACGAN_NUM_EVAL_SAMPLES,
@@ -202,27 +203,6 @@ def run_config(dataset: str, run: Run, size: SweepSize, seed: int = 0) -> ml_col
         set_field(c, name, value)
     configuration.validate_config(c)
     return c
-
-
-def set_field(config: ml_collections.ConfigDict, name: str, value: Any) -> None:
-    """config.<dotted name> = value, with the field's own type (ConfigError if unknown)."""
-    *parents, leaf = name.split(".")
-    node = config
-    for p in parents:
-        if p not in node or not isinstance(node[p], ml_collections.ConfigDict):
-            raise configuration.ConfigError(f"unknown config field {name!r}")
-        node = node[p]
-    if leaf not in node or isinstance(node[leaf], ml_collections.ConfigDict):
-        raise configuration.ConfigError(f"unknown config field {name!r}")
-    current = node[leaf]
-    if isinstance(value, str) and not isinstance(current, str):
-        try:
-            value = (value.lower() in ("1", "true", "yes") if isinstance(current, bool)
-                     else type(current)(value))
-        except ValueError as e:
-            raise configuration.ConfigError(
-                f"{name}={value!r} is not a {type(current).__name__}") from e
-    node[leaf] = value
 
 
 def parse_overrides(items: list[str]) -> tuple[tuple[str, str], ...]:
@@ -559,6 +539,17 @@ def mixture_protocol_markdown(results: dict) -> list[str]:
     return lines
 
 
+def _table_rows(d: dict, cells) -> list[str]:
+    """The data reference row (sweeps written before it have none), then one row per run:
+    label | cells(summary)... | seeds with a non-finite update."""
+    rows = [(f"*{DATA_REFERENCE_LABEL}*", d["data_reference"], "—")] if (
+        "data_reference" in d) else []
+    rows += [(run["label"], run["summary"], str(sum(1 for v in run["nonfinite_updates"] if v)))
+             for run in d["runs"].values()]
+    return ["| " + " | ".join([label, *cells(summary), last]) + " |"
+            for label, summary, last in rows]
+
+
 def _nonfinite_column(size: dict, dataset: str) -> str:
     """The last column's title: under ``nonfinite_policy=stop`` (the default) a member
     whose loss or gradient turned non-finite is frozen there, under ``skip`` it goes on."""
@@ -578,17 +569,9 @@ def mixture_table_markdown(dataset: str, d: dict, size: dict) -> list[str]:
               f"| method | modes covered (of {k}) | strict modes | HQ % | reverse KL "
               f"| {_nonfinite_column(size, dataset)} |",
               "|---|---|---|---|---|---|"]
-    if "data_reference" in d:  # sweeps written before it have none
-        s = d["data_reference"]
-        lines.append(f"| *{DATA_REFERENCE_LABEL}* | {_pm(s['modes_covered'])} | "
-                     f"{_pm(s['modes_covered_strict'])} | {_pm(s['hq_fraction'], 100, 1)} | "
-                     f"{_pm(s['reverse_kl'])} | — |")
-    for run in d["runs"].values():
-        s = run["summary"]
-        bad = sum(1 for v in run["nonfinite_updates"] if v)
-        lines.append(f"| {run['label']} | {_pm(s['modes_covered'])} | "
-                     f"{_pm(s['modes_covered_strict'])} | {_pm(s['hq_fraction'], 100, 1)} | "
-                     f"{_pm(s['reverse_kl'])} | {bad} |")
+    lines += _table_rows(d, lambda s: [_pm(s["modes_covered"]),
+                                       _pm(s["modes_covered_strict"]),
+                                       _pm(s["hq_fraction"], 100, 1), _pm(s["reverse_kl"])])
     if dataset in PUBLISHED:
         lines += ["", "Published reference rows (context, **not our measurement**; "
                   "different architectures and budgets):", "",
@@ -661,15 +644,8 @@ def image_markdown(dataset: str, d: dict, size: dict) -> list[str]:
              "Not FID; lower is better.", "",
              "| method | modes (of 1000) | KL to uniform | FD-MNIST-classifier "
              f"| {_nonfinite_column(size, dataset)} |", "|---|---|---|---|---|"]
-    if "data_reference" in d:
-        s = d["data_reference"]
-        lines.append(f"| *{DATA_REFERENCE_LABEL}* | {_pm(s['modes_covered'], digits=1)} | "
-                     f"{_pm(s['kl_to_uniform'])} | {_pm(s['fd'])} | — |")
-    for run in d["runs"].values():
-        s = run["summary"]
-        bad = sum(1 for v in run["nonfinite_updates"] if v)
-        lines.append(f"| {run['label']} | {_pm(s['modes_covered'], digits=1)} | "
-                     f"{_pm(s['kl_to_uniform'])} | {_pm(s['fd'])} | {bad} |")
+    lines += _table_rows(d, lambda s: [_pm(s["modes_covered"], digits=1),
+                                       _pm(s["kl_to_uniform"]), _pm(s["fd"])])
     lines += ["", "Published reference rows (context, **not our measurement**; their "
               "classifier, architectures and budgets):", "",
               "| method (PacGAN paper) | modes (of 1000) | KL |", "|---|---|---|"]
