@@ -206,6 +206,7 @@ def test_tiny_stacked_mnist_sweep(tmp_path, cheap_classifier_cache):
         assert run["seeds"] == [0, 1] and [t["step"] for t in run["trajectory"]] == [2, 4]
         assert run["classifier_accuracy"] == pytest.approx(accuracy)
         assert np.asarray(run["samples_seed0"]).shape == (64, 28, 28, 3)
+        assert run["nonfinite_updates"] == [0, 0] and run["first_nonfinite"] == [None, None]
         for m in run["per_seed"]:
             assert m["num_samples"] == 300
             assert 1 <= m["modes_covered"] <= 300
@@ -218,6 +219,7 @@ def test_tiny_stacked_mnist_sweep(tmp_path, cheap_classifier_cache):
     md = (tmp_path / "results.md").read_text()
     assert f"| *{sweep.DATA_REFERENCE_LABEL}* | {ref['modes_covered']['mean']:.1f} ± 0.0 |" in md
     assert "PacDCGAN2" in md and "FD-MNIST-classifier" in md and "300 decoder means" in md
+    assert "non-finite update:" not in md  # the note appears only when a member had one
     for label in ("VAE (α≡1)", "NS-GAN", "α-Bridge 1→0 (cosine)"):
         assert sum(line.startswith(f"| {label} |") for line in md.splitlines()) == 1
     for stem in ("coverage_vs_quality", "bridge_trajectory", "samples"):
@@ -246,6 +248,41 @@ def test_render_rewrites_the_same_markdown_and_plots_from_json(tiny_results):
     (out / "results.json").write_text(json.dumps(saved))
     assert sweep.render(str(out), log=lambda *a: None) == before
     assert "data_reference" in json.loads((out / "results.json").read_text())["datasets"]["ring"]
+
+
+def test_sweep_records_each_members_first_nonfinite_update(tmp_path, monkeypatch):
+    """A NaN batch at step 2 for seed 1 only: that member (of every run in the group) stops
+    there under the default policy and the results name the step and the quantities; the
+    other seed trains on."""
+    bad_seed, bad_step = 1, 2
+    real = train.make_dataset
+
+    class Poisoned:
+        def __init__(self, inner):
+            self._inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self._inner, name)
+
+        def get_batch(self, step):
+            batch = self._inner.get_batch(step)
+            return np.full_like(batch, np.nan) if step == bad_step else batch
+
+    monkeypatch.setattr(train, "make_dataset", lambda config, *, seed=None: (
+        Poisoned(real(config, seed=seed)) if seed == bad_seed else real(config, seed=seed)))
+    size = dataclasses.replace(sweep.TINY, num_steps={"ring": 4}, eval_every=2)
+    results = sweep.run_sweep(size, str(tmp_path), datasets=("ring",),
+                              run_keys=["vae", "bridge_cosine"], size_name="tiny",
+                              log=lambda *a: None)
+    for run in results["datasets"]["ring"]["runs"].values():
+        assert run["nonfinite_updates"] == [0, 1]
+        assert run["first_nonfinite"][0] is None
+        event = run["first_nonfinite"][bad_seed]
+        assert event["step"] == bad_step and "critic_loss" in event["what"]
+    text = (tmp_path / "results.md").read_text()
+    assert (f"Stopped by a non-finite update: VAE (α≡1) seed 1 at step {bad_step} (critic_loss"
+            in text)
+    assert "α-Bridge 1→0 (cosine) seed 1 at step 2" in text
 
 
 # --------------------------------------------------------------------------- gradient probe

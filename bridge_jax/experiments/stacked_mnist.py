@@ -134,7 +134,7 @@ def train_image_group(dataset: str, runs: list, size, *, run_config, alpha_table
     t0 = time.time()
     for r_i, run in enumerate(runs):
         table = jnp.asarray(alpha_table(cfgs[r_i]))
-        per_seed, trajectories, shown, nonfinite = [], [], None, []
+        per_seed, trajectories, shown, nonfinite, first_nonfinite = [], [], None, [], []
         for seed in seeds:
             _, state = train.build(run_config(dataset, run, size, seed=seed), shape)
             state = state.replace(gen_tx=first_state.gen_tx, critic_tx=first_state.critic_tx)
@@ -157,6 +157,7 @@ def train_image_group(dataset: str, runs: list, size, *, run_config, alpha_table
             per_seed.append(traj[-1]["metrics"])
             trajectories.append(traj)
             nonfinite.append(int(state.nonfinite_count))
+            first_nonfinite += train_step.first_nonfinite_records(state)
             if shown is None:
                 shown = samples[:NUM_SHOWN_SAMPLES]
         out[run.key] = {
@@ -165,6 +166,7 @@ def train_image_group(dataset: str, runs: list, size, *, run_config, alpha_table
             "seeds": seeds, "num_steps": num_steps, "per_seed": per_seed,
             "summary": summarize(per_seed, METRIC_KEYS),
             "nonfinite_updates": nonfinite,
+            "first_nonfinite": first_nonfinite,
             "trajectory": [{
                 "step": points[0]["step"],
                 "summary": summarize([p["metrics"] for p in points], METRIC_KEYS),

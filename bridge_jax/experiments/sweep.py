@@ -347,6 +347,7 @@ def train_group(dataset: str, runs: list[Run], size: SweepSize, log=print) -> di
             f"mean modes {modes:.2f} ({time.time() - t0:.0f}s)")
     wall = time.time() - t0
     nonfinite = np.asarray(state.nonfinite_count)
+    first_nonfinite = train_step.first_nonfinite_records(state)
 
     out = {}
     for r_i, run in enumerate(runs):
@@ -360,6 +361,7 @@ def train_group(dataset: str, runs: list[Run], size: SweepSize, log=print) -> di
                 "mode_counts": m["mode_counts"]} for m in final],
             "summary": summarize(final),
             "nonfinite_updates": nonfinite[members].tolist(),
+            "first_nonfinite": [first_nonfinite[m] for m in members],
             "trajectory": [{
                 "step": t["step"],
                 "summary": summarize([t["metrics"][m] for m in members]),
@@ -550,6 +552,23 @@ def _table_rows(d: dict, cells) -> list[str]:
             for label, summary, last in rows]
 
 
+def _nonfinite_notes(d: dict, size: dict, dataset: str) -> list[str]:
+    """A line under the table naming each member's first non-finite update (run, seed,
+    step, quantities); none when every update was finite or for sweeps written before
+    the sweep recorded them."""
+    events = [f"{run['label']} seed {seed} at step {event['step']:,} ({event['what']})"
+              for run in d["runs"].values()
+              for seed, event in zip(run["seeds"],
+                                     run.get("first_nonfinite") or [None] * len(run["seeds"]),
+                                     strict=True)
+              if event]
+    if not events:
+        return []
+    stopped = _nonfinite_column(size, dataset).startswith("seeds stopped")
+    return ["", ("Stopped by a non-finite update: " if stopped
+                 else "First skipped non-finite update: ") + "; ".join(events) + "."]
+
+
 def _nonfinite_column(size: dict, dataset: str) -> str:
     """The last column's title: under ``nonfinite_policy=stop`` (the default) a member
     whose loss or gradient turned non-finite is frozen there, under ``skip`` it goes on."""
@@ -572,6 +591,7 @@ def mixture_table_markdown(dataset: str, d: dict, size: dict) -> list[str]:
     lines += _table_rows(d, lambda s: [_pm(s["modes_covered"]),
                                        _pm(s["modes_covered_strict"]),
                                        _pm(s["hq_fraction"], 100, 1), _pm(s["reverse_kl"])])
+    lines += _nonfinite_notes(d, size, dataset)
     if dataset in PUBLISHED:
         lines += ["", "Published reference rows (context, **not our measurement**; "
                   "different architectures and budgets):", "",
@@ -646,6 +666,7 @@ def image_markdown(dataset: str, d: dict, size: dict) -> list[str]:
              f"| {_nonfinite_column(size, dataset)} |", "|---|---|---|---|---|"]
     lines += _table_rows(d, lambda s: [_pm(s["modes_covered"], digits=1),
                                        _pm(s["kl_to_uniform"]), _pm(s["fd"])])
+    lines += _nonfinite_notes(d, size, dataset)
     lines += ["", "Published reference rows (context, **not our measurement**; their "
               "classifier, architectures and budgets):", "",
               "| method (PacGAN paper) | modes (of 1000) | KL |", "|---|---|---|"]
