@@ -29,6 +29,7 @@ from bridge_jax.evaluation.mixtures import (
 from bridge_jax.evaluation.precision_recall import knn_radii, precision_recall
 from bridge_jax.evaluation.stacked_mnist import (
     STACKED_MNIST_NUM_EVAL_SAMPLES,
+    kl_decomposition,
     mode_metrics_from_labels,
     predict_triples,
     stacked_mnist_metrics,
@@ -332,6 +333,32 @@ def test_mode_metrics_from_labels_exact():
     assert empty["modes_covered"] == 0 and empty["kl_to_uniform"] == math.inf
 
 
+def test_kl_decomposition_exact():
+    every = np.array([[a, b, c] for a in range(10) for b in range(10) for c in range(10)])
+    d = kl_decomposition(every)  # every triple once: uniform marginals, independent
+    assert d["kl_channel_marginals"] == pytest.approx([0.0, 0.0, 0.0], abs=1e-12)
+    assert d["kl_dependence"] == pytest.approx(0.0, abs=1e-12)
+    copies = np.repeat(np.arange(10), 3).reshape(10, 3)  # (k, k, k): uniform, dependent
+    d = kl_decomposition(copies)
+    assert d["kl_channel_marginals"] == pytest.approx([0.0, 0.0, 0.0], abs=1e-12)
+    assert d["kl_dependence"] == pytest.approx(2 * math.log(10))  # H(R)+H(G)+H(B)−H(RGB)
+    red_const = every.copy()
+    red_const[:, 0] = 4  # channel R always 4, G and B uniform and independent
+    d = kl_decomposition(red_const)
+    assert d["kl_channel_marginals"] == pytest.approx([math.log(10), 0.0, 0.0], abs=1e-12)
+    assert d["kl_dependence"] == pytest.approx(0.0, abs=1e-12)
+    # The identity KL(p̂ ‖ U_1000) = Σ_c KL(p̂_c ‖ U_10) + dependence, on skewed random digits.
+    rng = np.random.default_rng(0)
+    skewed = np.stack([rng.choice(10, 500, p=np.arange(1, 11) / 55) for _ in range(3)], 1)
+    skewed[:, 2] = np.where(rng.random(500) < 0.3, skewed[:, 0], skewed[:, 2])
+    d = kl_decomposition(skewed)
+    total = mode_metrics_from_labels(triple_labels(skewed))["kl_to_uniform"]
+    assert sum(d["kl_channel_marginals"]) + d["kl_dependence"] == pytest.approx(total, rel=1e-9)
+    assert d["kl_dependence"] > 0.1 and min(d["kl_channel_marginals"]) > 0.05
+    with pytest.raises(ValueError, match="at least one"):
+        kl_decomposition(np.zeros((0, 3), int))
+
+
 TRIPLES = np.array(
     [[1, 2, 3], [3, 2, 1], [0, 0, 0], [9, 8, 7], [4, 4, 5],
      [5, 6, 7], [7, 0, 2], [2, 9, 4], [6, 1, 8], [8, 3, 6]]
@@ -381,8 +408,12 @@ def test_stacked_mnist_exact_on_correctly_classified_digits(trained, digits):
     samples, truth = _stack(images[ok], labels[ok], TRIPLES, 5, np.random.default_rng(1))
     np.testing.assert_array_equal(predict_triples(samples, params, batch_size=8), truth)
     m = stacked_mnist_metrics(samples, params, batch_size=8)
+    # Channel R of TRIPLES holds every digit once; G and B repeat some (2, 0 in G; 7 in B).
+    marginal_kl = [kl_to_uniform(np.bincount(TRIPLES[:, c], minlength=10)) for c in range(3)]
+    assert marginal_kl[0] == pytest.approx(0.0, abs=1e-12) and min(marginal_kl[1:]) > 0
     assert m == {"modes_covered": 10, "kl_to_uniform": pytest.approx(math.log(100)),
-                 "num_samples": 50}
+                 "num_samples": 50, "kl_channel_marginals": pytest.approx(marginal_kl),
+                 "kl_dependence": pytest.approx(math.log(100) - sum(marginal_kl))}
 
 
 def test_fd_mnist_classifier(trained, digits):

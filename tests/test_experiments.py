@@ -220,6 +220,17 @@ def test_tiny_stacked_mnist_sweep(tmp_path, cheap_classifier_cache):
     assert f"| *{sweep.DATA_REFERENCE_LABEL}* | {ref['modes_covered']['mean']:.1f} ± 0.0 |" in md
     assert "PacDCGAN2" in md and "FD-MNIST-classifier" in md and "300 decoder means" in md
     assert "non-finite update:" not in md  # the note appears only when a member had one
+    split = d["data_reference_split"]  # real triples: near-uniform digits, independent channels
+    assert max(split["kl_channel_marginals"]) < 0.1 and 0 <= split["kl_dependence"]
+    for run in d["runs"].values():
+        for m in run["per_seed"]:
+            assert sum(m["kl_channel_marginals"]) + m["kl_dependence"] == pytest.approx(
+                m["kl_to_uniform"], rel=1e-9)
+    split_line = next(line for line in md.splitlines() if line.startswith("KL to uniform split"))
+    vae = d["runs"]["vae"]["per_seed"]
+    assert (f"VAE (α≡1) {np.mean([sum(m['kl_channel_marginals']) for m in vae]):.3f} + "
+            f"{np.mean([m['kl_dependence'] for m in vae]):.3f}") in split_line
+    assert split_line.count(" + ") == 4  # the data reference and the three runs
     for label in ("VAE (α≡1)", "NS-GAN", "α-Bridge 1→0 (cosine)"):
         assert sum(line.startswith(f"| {label} |") for line in md.splitlines()) == 1
     for stem in ("coverage_vs_quality", "bridge_trajectory", "samples"):

@@ -53,12 +53,15 @@ def draw_samples(sample_fn, params, key: jax.Array, n: int) -> np.ndarray:
 
 
 def image_metrics(samples: np.ndarray, classifier_params, real_features: np.ndarray) -> dict:
-    """Stacked-MNIST modes and KL, and FD-MNIST-classifier of the channels against real ones."""
+    """Stacked-MNIST modes and KL (with its split into the channels' class imbalance and
+    their dependence), and FD-MNIST-classifier of the channels against real ones."""
     m = stacked_mnist_metrics(samples, classifier_params)
     fd = frechet_distance_from_features(channel_features(classifier_params, samples),
                                         real_features)
     return {"modes_covered": m["modes_covered"], "kl_to_uniform": m["kl_to_uniform"],
-            "fd": fd, "num_samples": m["num_samples"]}
+            "fd": fd, "num_samples": m["num_samples"],
+            "kl_channel_marginals": m["kl_channel_marginals"],
+            "kl_dependence": m["kl_dependence"]}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -257,6 +257,15 @@ def mixture_data_reference(dataset: str, num_seeds: int,
     return summarize(per_seed)
 
 
+def image_data_reference(evaluator) -> dict:
+    """The real images' row (``data_reference``, summarised like a run) and their KL split
+    (``data_reference_split``: the floor of the class-imbalance and dependence terms)."""
+    ref = evaluator.data_reference
+    return {"data_reference": summarize([ref], IMAGE_METRIC_KEYS),
+            "data_reference_split": {k: ref[k] for k in ("kl_channel_marginals",
+                                                         "kl_dependence")}}
+
+
 def add_missing_data_references(results: dict, classifier_cache: str,
                                 log=print) -> list[str]:
     """Computes ``data_reference`` for the datasets of a sweep written before it existed
@@ -271,7 +280,7 @@ def add_missing_data_references(results: dict, classifier_cache: str,
             config.data.name = dataset
             evaluator = stacked_mnist_sweep.make_evaluator(
                 config, int(size["image_num_eval_samples"]), classifier_cache, log=log)
-            d["data_reference"] = summarize([evaluator.data_reference], IMAGE_METRIC_KEYS)
+            d.update(image_data_reference(evaluator))
         else:
             d["data_reference"] = mixture_data_reference(dataset, size["num_seeds"],
                                                          size["num_eval_samples"])
@@ -421,9 +430,9 @@ def run_sweep(size: SweepSize, out_dir: str, *, datasets=("ring", "grid"),
                 per_run.update(train_group(dataset, group, size, log=log))
         results["datasets"][dataset] = {
             "kind": "image" if image else "mixture",
-            "data_reference": (summarize([evaluator.data_reference], IMAGE_METRIC_KEYS)
-                               if image else mixture_data_reference(
-                                   dataset, size.num_seeds, size.num_eval_samples)),
+            **(image_data_reference(evaluator) if image else {
+                "data_reference": mixture_data_reference(dataset, size.num_seeds,
+                                                         size.num_eval_samples)}),
             "runs": {k: per_run[k] for k in run_keys},
             "wall_s": time.time() - td,
             "num_modes": (STACKED_MNIST_NUM_MODES if image
@@ -667,6 +676,7 @@ def image_markdown(dataset: str, d: dict, size: dict) -> list[str]:
     lines += _table_rows(d, lambda s: [_pm(s["modes_covered"], digits=1),
                                        _pm(s["kl_to_uniform"]), _pm(s["fd"])])
     lines += _nonfinite_notes(d, size, dataset)
+    lines += _kl_split_notes(d)
     lines += ["", "Published reference rows (context, **not our measurement**; their "
               "classifier, architectures and budgets):", "",
               "| method (PacGAN paper) | modes (of 1000) | KL |", "|---|---|---|"]
@@ -674,6 +684,22 @@ def image_markdown(dataset: str, d: dict, size: dict) -> list[str]:
         lines.append(f"| {name} | {modes:g} | {kl} |")
     lines += ["", f"Source: {PUBLISHED_SOURCE}.", ""]
     return lines
+
+
+def _kl_split_notes(d: dict) -> list[str]:
+    """Where each row's KL to uniform comes from (mean over seeds):
+    KL = Σ_c KL(p̂_c ‖ U_10) (digits generated too rarely or too often, per channel) +
+    the channels' dependence; absent for sweeps written before the split was kept."""
+    rows = [(f"*{DATA_REFERENCE_LABEL}*", [d["data_reference_split"]])] if (
+        "data_reference_split" in d) else []
+    rows += [(run["label"], run["per_seed"]) for run in d["runs"].values()]
+    parts = [f"{label} {np.mean([sum(m['kl_channel_marginals']) for m in ms]):.3f} + "
+             f"{np.mean([m['kl_dependence'] for m in ms]):.3f}"
+             for label, ms in rows if all("kl_dependence" in m for m in ms)]
+    if not parts:
+        return []
+    return ["", "KL to uniform split into the channels' class imbalance Σ_c KL(p̂_c ‖ U_10) "
+            "and their dependence (mean over seeds): " + "; ".join(parts) + "."]
 
 
 def _from_json(x):
