@@ -335,6 +335,18 @@ def test_markdown_states_the_schedule_and_overrides_the_runs_had():
     assert sweep._nonfinite_column(size, "grid") == "seeds with skipped non-finite updates"
     size["overrides"] = (("alpha.transition_steps", "300"),)  # --set comes last
     assert sweep._transition_text(size, "ring") == "step 300, then hold α=0"
+    # The protocol lines state the width the runs had, --set included.
+    assert "ring: 128×3" in "\n".join(sweep.mixture_protocol_markdown(
+        {"size": size, "datasets": {"ring": {}}}))
+    size["overrides"] = (("model.width", 64), ("model.latent_dim", 16))
+    assert "ring: 64×3" in "\n".join(sweep.mixture_protocol_markdown(
+        {"size": size, "datasets": {"ring": {}}}))
+    image = {"runs": {"vae": {"seeds": [0], "num_steps": 10, "label": "VAE",
+                              "per_seed": [{}], "nonfinite_updates": [0],
+                              "summary": {k: {"mean": 0.0, "std": 0.0, "num_nonfinite": 0}
+                                          for k in ("modes_covered", "kl_to_uniform", "fd")}}},
+             "num_modes": 1000, "wall_s": 60.0}
+    assert "width 64, latent dim 16," in sweep.image_markdown("stacked_mnist", image, size)[2]
     # A results.json written before dataset_overrides existed.
     legacy = {"image_overrides": [["alpha.transition_steps", -1]], "transition_fraction": 0.5}
     assert sweep._transition_text(legacy, "stacked_mnist") == "the last step"

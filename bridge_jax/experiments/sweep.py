@@ -534,7 +534,8 @@ def mixture_protocol_markdown(results: dict) -> list[str]:
         f"decoder with a learned scalar scale σ (init {size['init_scale']:g}, min 1e-3; "
         "base_config's 0.1 leaves σ far above the ring's 0.01 after a CPU-sized budget).",
         "- MLP width/depth: " + ", ".join(
-            f"{d}: {size['width'][d]}×{size['depth'][d]}" for d in mixtures) + ".",
+            f"{d}: {_setting(size, d, 'model.width', size['width'][d])}×"
+            f"{_setting(size, d, 'model.depth', size['depth'][d])}" for d in mixtures) + ".",
         "- Steps: " + ", ".join(f"{d}: {size['num_steps'][d]:,}" for d in mixtures)
         + f"; evaluated every {size['eval_every']} steps (trajectory plots).",
         "- Config overrides for every method's runs: "
@@ -624,6 +625,13 @@ def _dataset_overrides(size: dict, dataset: str) -> tuple[tuple[str, Any], ...]:
     return tuple((k, v) for k, v in per_dataset.get(dataset, legacy))
 
 
+def _setting(size: dict, dataset: str, field: str, default: Any) -> Any:
+    """A config field as one dataset's runs had it: the last override of ``field``
+    (dataset overrides, then ``--set``), else ``default`` (the size's own value)."""
+    return dict((*_dataset_overrides(size, dataset), *size.get("overrides", ()))).get(
+        field, default)
+
+
 def _overrides_text(size: dict, dataset: str) -> str:
     """`field=value`, ... of every override a dataset's runs had, or "none"."""
     return ", ".join(f"`{k}={v}`" for k, v in (*_dataset_overrides(size, dataset),
@@ -656,8 +664,10 @@ def image_markdown(dataset: str, d: dict, size: dict) -> list[str]:
     acc = any_run.get("classifier_accuracy", math.nan)
     lines = [f"## {dataset} ({d['num_modes']} modes) — {len(any_run['seeds'])} seed(s), "
              f"{any_run['num_steps']:,} steps, wall {d['wall_s'] / 60:.1f} min", "",
-             f"- Models: DCGAN-style encoder/decoder/critic, width {size['width'][dataset]}, "
-             f"latent dim {size['image_latent_dim']}, Bernoulli decoder, batch "
+             "- Models: DCGAN-style encoder/decoder/critic, width "
+             f"{_setting(size, dataset, 'model.width', size['width'][dataset])}, latent dim "
+             f"{_setting(size, dataset, 'model.latent_dim', size['image_latent_dim'])}, "
+             "Bernoulli decoder, batch "
              f"{size['batch_size']}, Adam lr {size['image_learning_rate']:g} (β1 0.5"
              + ("; cosine decay to 0" if size.get("lr_schedule") == "cosine" else "")
              + ") for both players; same settings for every method.",
@@ -690,14 +700,14 @@ def _kl_split_notes(d: dict) -> list[str]:
     """Where each row's KL to uniform comes from (mean over seeds):
     KL = Σ_c KL(p̂_c ‖ U_10) (digits generated too rarely or too often, per channel) +
     the channels' dependence; absent for sweeps written before the split was kept."""
+    runs = [(run["label"], run["per_seed"]) for run in d["runs"].values()
+            if all("kl_dependence" in m for m in run["per_seed"])]
+    if not runs:
+        return []
     rows = [(f"*{DATA_REFERENCE_LABEL}*", [d["data_reference_split"]])] if (
         "data_reference_split" in d) else []
-    rows += [(run["label"], run["per_seed"]) for run in d["runs"].values()]
     parts = [f"{label} {np.mean([sum(m['kl_channel_marginals']) for m in ms]):.3f} + "
-             f"{np.mean([m['kl_dependence'] for m in ms]):.3f}"
-             for label, ms in rows if all("kl_dependence" in m for m in ms)]
-    if not parts:
-        return []
+             f"{np.mean([m['kl_dependence'] for m in ms]):.3f}" for label, ms in rows + runs]
     return ["", "KL to uniform split into the channels' class imbalance Σ_c KL(p̂_c ‖ U_10) "
             "and their dependence (mean over seeds): " + "; ".join(parts) + "."]
 
