@@ -58,10 +58,7 @@ def image_metrics(samples: np.ndarray, classifier_params, real_features: np.ndar
     m = stacked_mnist_metrics(samples, classifier_params)
     fd = frechet_distance_from_features(channel_features(classifier_params, samples),
                                         real_features)
-    return {"modes_covered": m["modes_covered"], "kl_to_uniform": m["kl_to_uniform"],
-            "fd": fd, "num_samples": m["num_samples"],
-            "kl_channel_marginals": m["kl_channel_marginals"],
-            "kl_dependence": m["kl_dependence"]}
+    return m | {"fd": fd}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -574,18 +574,21 @@ def _nonfinite_notes(d: dict, size: dict, dataset: str) -> list[str]:
               if event]
     if not events:
         return []
-    stopped = _nonfinite_column(size, dataset).startswith("seeds stopped")
-    return ["", ("Stopped by a non-finite update: " if stopped
+    return ["", ("Stopped by a non-finite update: " if _stops_on_nonfinite(size, dataset)
                  else "First skipped non-finite update: ") + "; ".join(events) + "."]
 
 
+def _stops_on_nonfinite(size: dict, dataset: str) -> bool:
+    """Whether the runs had ``nonfinite_policy=stop`` (the default): a member whose loss or
+    gradient turned non-finite is frozen there; under ``skip`` it goes on."""
+    return _setting(size, dataset, "nonfinite_policy",
+                    configuration.base_config().nonfinite_policy) == "stop"
+
+
 def _nonfinite_column(size: dict, dataset: str) -> str:
-    """The last column's title: under ``nonfinite_policy=stop`` (the default) a member
-    whose loss or gradient turned non-finite is frozen there, under ``skip`` it goes on."""
-    policy = dict((*_dataset_overrides(size, dataset), *size.get("overrides", ()))).get(
-        "nonfinite_policy", configuration.base_config().nonfinite_policy)
+    """The last column's title, per the runs' non-finite policy."""
     return ("seeds stopped by a non-finite update (row: the model at that step)"
-            if policy == "stop" else "seeds with skipped non-finite updates")
+            if _stops_on_nonfinite(size, dataset) else "seeds with skipped non-finite updates")
 
 
 def mixture_table_markdown(dataset: str, d: dict, size: dict) -> list[str]:
@@ -648,8 +651,7 @@ def _per_dataset_text(text_fn, size: dict, datasets: list[str]) -> str:
 
 def _transition_text(size: dict, dataset: str) -> str:
     """Where the α-Bridge schedules reach α_end, as the runs' configs had it."""
-    steps = dict((*_dataset_overrides(size, dataset),
-                  *size.get("overrides", ()))).get("alpha.transition_steps")
+    steps = _setting(size, dataset, "alpha.transition_steps", None)
     if steps is not None:
         return ("the last step" if int(steps) == -1
                 else f"step {int(steps):,}, then hold α=0")
