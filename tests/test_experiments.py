@@ -14,6 +14,7 @@ import pytest
 
 from bridge_jax import train, train_step
 from bridge_jax.experiments import sweep
+from tests.train_helpers import PoisonedDataset
 
 # Two compiled programs: the α family (VAE, fixed α, α-Bridge) and NS-GAN.
 RUN_KEYS = ["vae", "fixed_0.5", "bridge_cosine", "nsgan"]
@@ -267,20 +268,9 @@ def test_sweep_records_each_members_first_nonfinite_update(tmp_path, monkeypatch
     other seed trains on."""
     bad_seed, bad_step = 1, 2
     real = train.make_dataset
-
-    class Poisoned:
-        def __init__(self, inner):
-            self._inner = inner
-
-        def __getattr__(self, name):
-            return getattr(self._inner, name)
-
-        def get_batch(self, step):
-            batch = self._inner.get_batch(step)
-            return np.full_like(batch, np.nan) if step == bad_step else batch
-
     monkeypatch.setattr(train, "make_dataset", lambda config, *, seed=None: (
-        Poisoned(real(config, seed=seed)) if seed == bad_seed else real(config, seed=seed)))
+        PoisonedDataset(real(config, seed=seed), [bad_step]) if seed == bad_seed
+        else real(config, seed=seed)))
     size = dataclasses.replace(sweep.TINY, num_steps={"ring": 4}, eval_every=2)
     results = sweep.run_sweep(size, str(tmp_path), datasets=("ring",),
                               run_keys=["vae", "bridge_cosine"], size_name="tiny",

@@ -31,6 +31,7 @@ import pytest
 from flax import serialization
 
 from bridge_jax import checkpointing, configuration, data, train
+from tests.train_helpers import PoisonedDataset
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = f"{ROOT / 'configs' / 'ring.py'}:tiny"
@@ -384,24 +385,10 @@ def test_checkpoint_digest_covers_every_leaf():
 # 3. non-finite values (in-process, NaN batches injected at chosen steps)
 
 
-class _Poisoned:
-    """A dataset whose batches at ``steps`` are all NaN."""
-
-    def __init__(self, inner, steps):
-        self._inner, self._steps = inner, set(steps)
-
-    def __getattr__(self, name):
-        return getattr(self._inner, name)
-
-    def get_batch(self, step):
-        batch = self._inner.get_batch(step)
-        return np.full_like(batch, np.nan) if step in self._steps else batch
-
-
 def _poison(monkeypatch, steps) -> None:
     real = train.make_dataset
     monkeypatch.setattr(train, "make_dataset",
-                        lambda config, **kw: _Poisoned(real(config, **kw), steps))
+                        lambda config, **kw: PoisonedDataset(real(config, **kw), steps))
 
 
 def _small_config(**overrides) -> ml_collections.ConfigDict:

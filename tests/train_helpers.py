@@ -1,4 +1,5 @@
-"""Shared helpers of tests/test_train.py and tests/test_parallel.py (not a test itself).
+"""Shared helpers of the training tests (test_train, test_parallel, test_reliability,
+test_experiments; not a test itself).
 
 Compiling the train step dominates these tests' time on a CPU, so they
 
@@ -24,6 +25,7 @@ import socket
 import sys
 
 import jax
+import numpy as np
 from jax.experimental.compilation_cache import compilation_cache
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -89,6 +91,20 @@ def subprocess_env(cache: str, **extra: str) -> dict[str, str]:
         **extra,
     )
     return env
+
+
+class PoisonedDataset:
+    """A dataset whose batches at ``steps`` are all NaN; everything else is ``inner``'s."""
+
+    def __init__(self, inner, steps):
+        self._inner, self._steps = inner, set(steps)
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def get_batch(self, step):
+        batch = self._inner.get_batch(step)
+        return np.full_like(batch, np.nan) if step in self._steps else batch
 
 
 def free_port() -> int:
