@@ -26,12 +26,20 @@ from bridge_jax.evaluation.mixtures import (
     mixture_metrics,
     ring_centers,
 )
-from bridge_jax.evaluation.precision_recall import knn_radii, precision_recall
+from bridge_jax.evaluation.precision_recall import (
+    knn_radii,
+    nearest_neighbors,
+    precision_recall,
+)
 from bridge_jax.evaluation.stacked_mnist import (
     STACKED_MNIST_NUM_EVAL_SAMPLES,
+    confusion_matrix,
+    digit_balance,
+    digits_of_labels,
     kl_decomposition,
     mode_metrics_from_labels,
     predict_triples,
+    relative_digit_shares,
     stacked_mnist_metrics,
     triple_histogram,
     triple_labels,
@@ -203,6 +211,15 @@ def test_knn_radii_exact():
     np.testing.assert_allclose(knn_radii(x, k=2, batch_size=2), [3, 2, 3, 4, 7])
 
 
+def test_nearest_neighbors_exact():
+    reference = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    queries = np.array([[1.0, 1.0], [9.0, -3.0], [-1.0, 7.0], [4.0, 4.0]])
+    np.testing.assert_array_equal(nearest_neighbors(queries, reference, batch_size=3),
+                                  [0, 1, 2, 0])
+    with pytest.raises(ValueError, match="feature dims differ"):
+        nearest_neighbors(queries, np.zeros((3, 3)))
+
+
 def test_precision_recall_identical_and_disjoint():
     rng = np.random.default_rng(0)
     real = rng.normal(size=(300, 5))
@@ -357,6 +374,68 @@ def test_kl_decomposition_exact():
     assert d["kl_dependence"] > 0.1 and min(d["kl_channel_marginals"]) > 0.05
     with pytest.raises(ValueError, match="at least one"):
         kl_decomposition(np.zeros((0, 3), int))
+
+
+def test_digit_shares_and_confusion_exact():
+    labels = np.array([123, 907, 0, 999])
+    np.testing.assert_array_equal(digits_of_labels(labels),
+                                  [[1, 2, 3], [9, 0, 7], [0, 0, 0], [9, 9, 9]])
+    np.testing.assert_array_equal(triple_labels(digits_of_labels(np.arange(1000))),
+                                  np.arange(1000))
+    every = digits_of_labels(np.arange(1000))
+    np.testing.assert_allclose(relative_digit_shares(every), np.ones(10))
+    shares = relative_digit_shares([[1, 1, 2], [1, 3, 3]])  # six channels: 1 ×3, 2 ×1, 3 ×2
+    np.testing.assert_allclose(shares, [0, 5, 10 / 6, 10 / 3, 0, 0, 0, 0, 0, 0])
+    true, pred = np.array([1, 1, 1, 1, 7]), np.array([1, 1, 1, 7, 7])
+    c = confusion_matrix(true, pred)
+    assert c[1, 1] == 0.75 and c[1, 7] == 0.25 and c[7, 7] == 1.0
+    assert c.sum() == 2.0 and not c[0].any()  # rows of absent digits stay zero
+    with pytest.raises(ValueError, match="differ in size"):
+        confusion_matrix(true, pred[:4])
+    with pytest.raises(ValueError, match="0..999"):
+        digits_of_labels([1000])
+
+
+def test_digit_balance_separates_latent_allocation_from_rendering():
+    """A toy 'model' whose code is the image's digits: G draws the nearest integer digits,
+    except that it renders every 1 as a 7. The prior puts a quarter of its mass near 1s."""
+    def image_of(digits):  # the digits written into pixel (0, 0) of each channel
+        out = np.zeros((len(digits), 28, 28, 3), np.float32)
+        out[:, 0, 0, :] = digits
+        return out
+
+    def classify(images):
+        return np.rint(images[:, 0, 0, :]).astype(np.int64)
+
+    def decode_mean(z):
+        d = np.clip(np.rint(z), 0, 9)
+        return image_of(np.where(d == 1, 7, d))
+
+    rng = np.random.default_rng(0)
+    labels = np.arange(1000)  # every triple once: balanced real data
+    real = image_of(digits_of_labels(labels))
+    prior_digits = rng.choice(10, size=(4000, 3), p=[0.75 / 9] + [0.25] + [0.75 / 9] * 8)
+    prior_z = prior_digits + rng.uniform(-0.3, 0.3, size=prior_digits.shape)
+    b = digit_balance(real_images=real, real_labels=labels, prior_z=prior_z,
+                      encode_mean=lambda x: x[:, 0, 0, :], decode_mean=decode_mean,
+                      classify=classify)
+    np.testing.assert_allclose(b["real"], np.ones(10))
+    expected_latent = relative_digit_shares(prior_digits)
+    np.testing.assert_allclose(b["latent_nearest"], expected_latent)
+    assert b["latent_nearest"][1] == pytest.approx(2.5, abs=0.15)
+    # Samples: the prior's 1s are drawn as 7s.
+    expected_samples = expected_latent.copy()
+    expected_samples[7] += expected_samples[1]
+    expected_samples[1] = 0.0
+    np.testing.assert_allclose(b["samples"], expected_samples)
+    assert b["latent_sample_agreement"] == pytest.approx(1 - expected_latent[1] / 10)
+    # Reconstructions: balanced data, every 1 read as 7.
+    np.testing.assert_allclose(b["reconstructions"],
+                               [1, 0, 1, 1, 1, 1, 1, 2, 1, 1])
+    assert b["reconstruction_accuracy"] == pytest.approx(0.9)
+    confusion = np.array(b["reconstruction_confusion"])
+    assert confusion[1, 7] == 1.0 and confusion[1, 1] == 0.0
+    np.testing.assert_allclose(np.diag(confusion), [1, 0, 1, 1, 1, 1, 1, 1, 1, 1])
 
 
 TRIPLES = np.array(

@@ -195,6 +195,32 @@ def test_image_metrics_real_digits_vs_noise(cheap_classifier_cache):
     assert noise["modes_covered"] < 100 and noise["kl_to_uniform"] > 3.0
 
 
+def test_gradient_probe_digit_balance_on_stacked_mnist(cheap_classifier_cache):
+    from bridge_jax import data
+    from bridge_jax.evaluation import stacked_mnist as sm_eval
+    from bridge_jax.experiments import gradient_probe
+
+    cache, params, _ = cheap_classifier_cache
+    records = list(gradient_probe.probe_run(
+        "stacked_mnist", "bridge_cosine", 2, every=2, eval_every=2, eval_samples=100,
+        classifier_cache=cache, size=sweep.TINY, digit_balance=300))
+    b = records[-1]["digit_balance"]
+    assert records[-1]["step"] == 2
+    for key in ("samples", "latent_nearest", "reconstructions", "real"):
+        assert len(b[key]) == 10 and sum(b[key]) == pytest.approx(10.0)
+    # The real images are the held-out eval stream (seed 2), read by the sweep's classifier.
+    real, labels = data.make_dataset("stacked_mnist", seed=0,
+                                     global_batch_size=8).eval_arrays(300, seed=2)
+    np.testing.assert_allclose(
+        b["real"], sm_eval.relative_digit_shares(sm_eval.predict_triples(real, params)))
+    # Reconstruction accuracy is the confusion matrix's diagonal weighted by the true shares.
+    true_shares = sm_eval.relative_digit_shares(sm_eval.digits_of_labels(labels)) / 10
+    assert b["reconstruction_accuracy"] == pytest.approx(
+        float(np.diag(np.array(b["reconstruction_confusion"])) @ true_shares))
+    with pytest.raises(sweep.configuration.ConfigError, match="--digit-balance needs"):
+        next(gradient_probe.probe_run("ring", "vae", 1, size=sweep.TINY, digit_balance=10))
+
+
 def test_tiny_stacked_mnist_sweep(tmp_path, cheap_classifier_cache):
     cache, _, accuracy = cheap_classifier_cache
     keys = ["vae", "bridge_cosine", "nsgan"]

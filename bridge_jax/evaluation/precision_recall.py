@@ -59,6 +59,20 @@ def knn_radii(features, k: int = DEFAULT_K, batch_size: int = _BATCH) -> np.ndar
     return radii
 
 
+def nearest_neighbors(queries, reference, batch_size: int = _BATCH) -> np.ndarray:
+    """argmin_j ‖q_i − r_j‖ for every query row: (len(queries),) int64 indices into reference."""
+    q = _as_features(queries, "queries")
+    r = _as_features(reference, "reference")
+    if q.shape[1] != r.shape[1]:
+        raise ValueError(f"feature dims differ: {q.shape[1]} vs {r.shape[1]}")
+    r_sq = _sq_norms(r)
+    out = np.empty(q.shape[0], dtype=np.int64)
+    for start in range(0, q.shape[0], batch_size):
+        out[start : start + batch_size] = np.argmin(
+            _pairwise_distances(q[start : start + batch_size], r, r_sq), axis=1)
+    return out
+
+
 def manifold_coverage(
     queries, support, support_radii, batch_size: int = _BATCH
 ) -> np.ndarray:

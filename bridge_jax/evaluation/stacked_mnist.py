@@ -105,3 +105,81 @@ def stacked_mnist_metrics(samples, classifier_params, *, batch_size: int = 1000)
     """
     digits = predict_triples(samples, classifier_params, batch_size=batch_size)
     return mode_metrics_from_labels(triple_labels(digits)) | kl_decomposition(digits)
+
+
+def digits_of_labels(labels) -> np.ndarray:
+    """Per-channel digits (N, 3) of mode labels 100·d_R + 10·d_G + d_B; inverse of
+    :func:`triple_labels`."""
+    labels = np.asarray(labels, dtype=np.int64).ravel()
+    if labels.size and (labels.min() < 0 or labels.max() >= STACKED_MNIST_NUM_MODES):
+        raise ValueError(f"labels must lie in 0..{STACKED_MNIST_NUM_MODES - 1}")
+    return np.stack([labels // 100, labels // 10 % 10, labels % 10], axis=1)
+
+
+def relative_digit_shares(digits) -> np.ndarray:
+    """10 · (fraction of all channels showing digit k), k = 0..9, for digits (N, 3).
+
+    1.0 is a fair share; the channels are pooled (the Stacked MNIST imbalance is the same
+    in every channel, see results/investigation.md).
+    """
+    digits = np.asarray(digits, dtype=np.int64)
+    triple_labels(digits)  # validates shape and range
+    if digits.size == 0:
+        raise ValueError("digits must hold at least one sample")
+    return 10.0 * np.bincount(digits.ravel(), minlength=10) / digits.size
+
+
+def confusion_matrix(true_digits, predicted_digits) -> np.ndarray:
+    """C[i, j] = #{true i, predicted j} / #{true i} over all channels; a row of zeros when
+    digit i never occurs. (10, 10) float64."""
+    true = np.asarray(true_digits, dtype=np.int64).ravel()
+    pred = np.asarray(predicted_digits, dtype=np.int64).ravel()
+    if true.shape != pred.shape:
+        raise ValueError(f"true and predicted digits differ in size: {true.size} vs {pred.size}")
+    if true.size and (min(true.min(), pred.min()) < 0 or max(true.max(), pred.max()) > 9):
+        raise ValueError("digits must lie in 0..9")
+    counts = np.bincount(10 * true + pred, minlength=100).reshape(10, 10).astype(np.float64)
+    totals = counts.sum(axis=1, keepdims=True)
+    return np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+
+
+def digit_balance(*, real_images, real_labels, prior_z, encode_mean, decode_mean,
+                  classify) -> dict:
+    """Where a generative model's per-digit imbalance on Stacked MNIST comes from.
+
+    With E the encoder mean, G the decoder mean and c the per-channel classifier
+    (callables on arrays; ``classify`` returns digits (N, 3)), real images x with true
+    digits y, and z ~ p(z) (``prior_z``), the relative digit shares
+    (:func:`relative_digit_shares`, fair share 1.0) of
+
+    * ``samples``: c(G(z)), what the Stacked MNIST metrics see;
+    * ``latent_nearest``: y of the real image whose code E(x) is nearest to z — how the
+      prior's mass falls on the classes of the encoder's codes, independent of the
+      decoder and the classifier;
+    * ``reconstructions``: c(G(E(x))), which can render and read every class only if the
+      decoder draws it and the classifier reads the drawing;
+    * ``real``: c(x), the classifier's own bias on real images;
+
+    plus ``reconstruction_confusion`` (true y → c(G(E(x))), :func:`confusion_matrix`),
+    ``reconstruction_accuracy`` (its pooled diagonal) and ``latent_sample_agreement``,
+    the fraction of channels where c(G(z)) is the digit of z's nearest code. If the
+    samples' shares follow ``latent_nearest`` while reconstructions are balanced, the
+    imbalance is in how the prior's volume is split among the classes.
+    """
+    from bridge_jax.evaluation.precision_recall import nearest_neighbors
+
+    true = digits_of_labels(real_labels)
+    codes = np.asarray(encode_mean(real_images))
+    sample_digits = np.asarray(classify(decode_mean(prior_z)))
+    nearest_digits = true[nearest_neighbors(prior_z, codes)]
+    recon_digits = np.asarray(classify(decode_mean(codes)))
+    confusion = confusion_matrix(true, recon_digits)
+    return {
+        "samples": relative_digit_shares(sample_digits).tolist(),
+        "latent_nearest": relative_digit_shares(nearest_digits).tolist(),
+        "reconstructions": relative_digit_shares(recon_digits).tolist(),
+        "real": relative_digit_shares(np.asarray(classify(real_images))).tolist(),
+        "reconstruction_confusion": confusion.tolist(),
+        "reconstruction_accuracy": float(np.mean(recon_digits == true)),
+        "latent_sample_agreement": float(np.mean(sample_digits == nearest_digits)),
+    }

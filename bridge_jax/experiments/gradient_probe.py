@@ -15,7 +15,11 @@ batch with fixed noise and the current parameters (:func:`term_diagnostics`):
 
 Every ``--eval-every`` steps, Stacked MNIST runs are scored like the sweep (modes of
 1000, KL, FD-MNIST-classifier) from ``--eval-samples`` decoder means; the sweep uses
-26,000, the default here is 5,000 (faster; fewer modes can be hit by chance).
+26,000, the default here is 5,000 (faster; fewer modes can be hit by chance). With
+``--digit-balance N`` each evaluation also records, from N prior samples and N real
+images, where the per-digit imbalance of the samples comes from
+(:func:`bridge_jax.evaluation.stacked_mnist.digit_balance`: the digit shares of the
+samples, of the prior's nearest encoder codes, and of reconstructions).
 Output: one JSON object per line.
 """
 
@@ -30,9 +34,12 @@ import time
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from bridge_jax import configuration, losses, schedules, train, train_step
+from bridge_jax import models as models_lib
+from bridge_jax.evaluation import stacked_mnist as stacked_mnist_eval
 from bridge_jax.experiments import sweep
 
 
@@ -72,13 +79,20 @@ def term_diagnostics(model: train_step.StepModel, params, x: jax.Array, noise: d
 def probe_run(dataset: str, run_key: str, num_steps: int, *, every: int = 50,
               eval_every: int = 250, eval_samples: int = 5000,
               overrides: tuple = (), classifier_cache: str = "", size=sweep.FULL,
-              log=print):
-    """Trains one member for ``num_steps`` steps; yields one record per probe/evaluation."""
+              digit_balance: int = 0, log=print):
+    """Trains one member for ``num_steps`` steps; yields one record per probe/evaluation.
+
+    ``digit_balance`` > 0 (Stacked MNIST): each evaluation adds ``digit_balance`` from
+    that many prior samples and real images (a held-out eval stream, seed 2).
+    """
     size = dataclasses.replace(size, overrides=tuple(overrides))
     config = sweep.run_config(dataset, sweep.RUNS_BY_KEY[run_key], size)
     if config.method not in configuration.ENCODER_METHODS:
         raise configuration.ConfigError(
             f"run {run_key!r} (method {config.method}) has no ELBO term to probe")
+    if digit_balance > 0 and (dataset != "stacked_mnist" or eval_every <= 0):
+        raise configuration.ConfigError(
+            "--digit-balance needs --dataset stacked_mnist and --eval-every > 0")
     data = train.make_dataset(config, seed=0)
     shape = data.example_shape
     models, state = train.build(config, shape)
@@ -107,11 +121,37 @@ def probe_run(dataset: str, run_key: str, num_steps: int, *, every: int = 50,
         sampler = train_step.make_sampler(config, models, shape)
         sample_fn = jax.jit(lambda p, k: sampler(p, k, image_sweep.SAMPLE_CHUNK))
 
+        balance = None
+        if digit_balance > 0:
+            real_images, real_labels = data.eval_arrays(digit_balance, seed=2)
+            prior_z = np.asarray(jax.random.normal(jax.random.PRNGKey(11),
+                                                   (digit_balance, model.latent_dim)))
+            encode_mean = jax.jit(lambda p, x: model.encode(
+                p, x, jnp.zeros((x.shape[0], model.latent_dim)))[0])
+            decode_mean = jax.jit(lambda p, z: models_lib.decoder_mean(
+                model.decode(p, z), model.likelihood))
+
+            def chunked(fn, p, a):
+                n = image_sweep.SAMPLE_CHUNK
+                return np.concatenate([np.asarray(fn(p, a[i:i + n]))
+                                       for i in range(0, len(a), n)])
+
+            def balance(params):
+                return stacked_mnist_eval.digit_balance(
+                    real_images=real_images, real_labels=real_labels, prior_z=prior_z,
+                    encode_mean=lambda x: chunked(encode_mean, params["encoder"], x),
+                    decode_mean=lambda z: chunked(decode_mean, params["decoder"], z),
+                    classify=lambda x: stacked_mnist_eval.predict_triples(
+                        x, evaluator.classifier_params))
+
         def evaluate(params):
             samples = image_sweep.draw_samples(sample_fn, params, jax.random.PRNGKey(7),
                                                eval_samples)
-            return image_sweep.image_metrics(samples, evaluator.classifier_params,
-                                             evaluator.real_features)
+            out = image_sweep.image_metrics(samples, evaluator.classifier_params,
+                                            evaluator.real_features)
+            if balance is not None:
+                out["digit_balance"] = balance(params)
+            return out
 
     t0 = time.time()
     for step in range(num_steps):
@@ -135,6 +175,9 @@ def main(argv=None) -> int:
     p.add_argument("--eval-samples", type=int, default=5000)
     p.add_argument("--classifier-cache", default="",
                    help="folder of the cached digit classifier (default: ./classifier)")
+    p.add_argument("--digit-balance", type=int, default=0, metavar="N",
+                   help="Stacked MNIST: per-digit shares of samples, nearest codes and "
+                        "reconstructions from N prior samples / real images per evaluation")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
     p.add_argument("--out", default="", help="JSON lines file (default: stdout only)")
     args = p.parse_args(argv)
@@ -145,6 +188,7 @@ def main(argv=None) -> int:
                             eval_every=args.eval_every, eval_samples=args.eval_samples,
                             overrides=sweep.parse_overrides(args.set),
                             classifier_cache=args.classifier_cache,
+                            digit_balance=args.digit_balance,
                             log=lambda s: print(s, file=sys.stderr))
         with open(args.out or os.devnull, "w") as out:
             for record in records:
