@@ -436,6 +436,25 @@ def test_digit_balance_separates_latent_allocation_from_rendering():
     confusion = np.array(b["reconstruction_confusion"])
     assert confusion[1, 7] == 1.0 and confusion[1, 1] == 0.0
     np.testing.assert_allclose(np.diag(confusion), [1, 0, 1, 1, 1, 1, 1, 1, 1, 1])
+    # Distance bins: nearest quarter first; together they are the samples.
+    edges = b["code_distance_bin_edges"]
+    assert len(edges) == 5 and edges == sorted(edges)
+    assert 0.0 <= edges[0] and edges[-1] <= 0.3 * math.sqrt(3) + 1e-9
+    np.testing.assert_allclose(np.mean(b["samples_by_code_distance"], axis=0),
+                               expected_samples)
+    assert np.mean(b["agreement_by_code_distance"]) == pytest.approx(
+        b["latent_sample_agreement"])
+    # 1,000 prior samples in a hole between the codes (0.87 from the nearest) are the
+    # farthest fifth, and there G draws (4, 4, 4).
+    holes = np.full((1000, 3), 4.5)
+    b = digit_balance(real_images=real, real_labels=labels,
+                      prior_z=np.concatenate([prior_z, holes]),
+                      encode_mean=lambda x: x[:, 0, 0, :], decode_mean=decode_mean,
+                      classify=classify, num_distance_bins=5)
+    assert b["samples_by_code_distance"][-1] == pytest.approx(np.eye(10)[4] * 10)
+    np.testing.assert_allclose(np.mean(b["samples_by_code_distance"][:4], axis=0),
+                               expected_samples)
+    assert b["code_distance_bin_edges"][-2:] == pytest.approx([0.5 * math.sqrt(3)] * 2)
 
 
 TRIPLES = np.array(

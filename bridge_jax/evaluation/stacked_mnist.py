@@ -144,7 +144,7 @@ def confusion_matrix(true_digits, predicted_digits) -> np.ndarray:
 
 
 def digit_balance(*, real_images, real_labels, prior_z, encode_mean, decode_mean,
-                  classify) -> dict:
+                  classify, num_distance_bins: int = 4) -> dict:
     """Where a generative model's per-digit imbalance on Stacked MNIST comes from.
 
     With E the encoder mean, G the decoder mean and c the per-channel classifier
@@ -162,16 +162,23 @@ def digit_balance(*, real_images, real_labels, prior_z, encode_mean, decode_mean
 
     plus ``reconstruction_confusion`` (true y → c(G(E(x))), :func:`confusion_matrix`),
     ``reconstruction_accuracy`` (its pooled diagonal) and ``latent_sample_agreement``,
-    the fraction of channels where c(G(z)) is the digit of z's nearest code. If the
-    samples' shares follow ``latent_nearest`` while reconstructions are balanced, the
-    imbalance is in how the prior's volume is split among the classes.
+    the fraction of channels where c(G(z)) is the digit of z's nearest code. The prior
+    samples are also split into ``num_distance_bins`` equal bins by the distance from z
+    to its nearest code (nearest first): ``samples_by_code_distance`` and
+    ``agreement_by_code_distance`` per bin, ``code_distance_bin_edges``. If the samples'
+    shares follow ``latent_nearest`` while reconstructions are balanced, the imbalance is
+    in how the prior's volume is split among the classes; if only the far bins are
+    skewed, it comes from prior samples in the "holes" between the codes.
     """
     from bridge_jax.evaluation.precision_recall import nearest_neighbors
 
     true = digits_of_labels(real_labels)
     codes = np.asarray(encode_mean(real_images))
     sample_digits = np.asarray(classify(decode_mean(prior_z)))
-    nearest_digits = true[nearest_neighbors(prior_z, codes)]
+    nearest = nearest_neighbors(prior_z, codes)
+    nearest_digits = true[nearest]
+    distance = np.linalg.norm(np.asarray(prior_z, np.float64) - codes[nearest], axis=1)
+    bins = np.array_split(np.argsort(distance, kind="stable"), num_distance_bins)
     recon_digits = np.asarray(classify(decode_mean(codes)))
     confusion = confusion_matrix(true, recon_digits)
     return {
@@ -182,4 +189,10 @@ def digit_balance(*, real_images, real_labels, prior_z, encode_mean, decode_mean
         "reconstruction_confusion": confusion.tolist(),
         "reconstruction_accuracy": float(np.mean(recon_digits == true)),
         "latent_sample_agreement": float(np.mean(sample_digits == nearest_digits)),
+        "samples_by_code_distance": [relative_digit_shares(sample_digits[b]).tolist()
+                                     for b in bins],
+        "agreement_by_code_distance": [float(np.mean(sample_digits[b] == nearest_digits[b]))
+                                       for b in bins],
+        "code_distance_bin_edges": [float(distance[b].min()) for b in bins]
+                                   + [float(distance.max())],
     }
