@@ -206,7 +206,7 @@ def test_gradient_probe_digit_balance_on_stacked_mnist(cheap_classifier_cache):
         classifier_cache=cache, size=sweep.TINY, digit_balance=300))
     b = records[-1]["digit_balance"]
     assert records[-1]["step"] == 2
-    for key in ("samples", "latent_nearest", "reconstructions", "real"):
+    for key in ("samples", "latent_nearest", "reconstructions", "posterior_samples", "real"):
         assert len(b[key]) == 10 and sum(b[key]) == pytest.approx(10.0)
     # The real images are the held-out eval stream (seed 2), read by the sweep's classifier.
     real, labels = data.make_dataset("stacked_mnist", seed=0,

@@ -144,7 +144,7 @@ def confusion_matrix(true_digits, predicted_digits) -> np.ndarray:
 
 
 def digit_balance(*, real_images, real_labels, prior_z, encode_mean, decode_mean,
-                  classify, num_distance_bins: int = 4) -> dict:
+                  classify, encode_sample=None, num_distance_bins: int = 4) -> dict:
     """Where a generative model's per-digit imbalance on Stacked MNIST comes from.
 
     With E the encoder mean, G the decoder mean and c the per-channel classifier
@@ -158,6 +158,9 @@ def digit_balance(*, real_images, real_labels, prior_z, encode_mean, decode_mean
       decoder and the classifier;
     * ``reconstructions``: c(G(E(x))), which can render and read every class only if the
       decoder draws it and the classifier reads the drawing;
+    * ``posterior_samples`` (when ``encode_sample`` draws z ~ q(z|x)): c(G(z)) for codes
+      of the aggregate posterior instead of the prior — balanced here but not in
+      ``samples`` means the prior puts its mass where the codes are not;
     * ``real``: c(x), the classifier's own bias on real images;
 
     plus ``reconstruction_confusion`` (true y → c(G(E(x))), :func:`confusion_matrix`),
@@ -181,7 +184,11 @@ def digit_balance(*, real_images, real_labels, prior_z, encode_mean, decode_mean
     bins = np.array_split(np.argsort(distance, kind="stable"), num_distance_bins)
     recon_digits = np.asarray(classify(decode_mean(codes)))
     confusion = confusion_matrix(true, recon_digits)
-    return {
+    extra = {}
+    if encode_sample is not None:
+        posterior_digits = np.asarray(classify(decode_mean(encode_sample(real_images))))
+        extra["posterior_samples"] = relative_digit_shares(posterior_digits).tolist()
+    return extra | {
         "samples": relative_digit_shares(sample_digits).tolist(),
         "latent_nearest": relative_digit_shares(nearest_digits).tolist(),
         "reconstructions": relative_digit_shares(recon_digits).tolist(),

@@ -19,7 +19,8 @@ Every ``--eval-every`` steps, Stacked MNIST runs are scored like the sweep (mode
 ``--digit-balance N`` each evaluation also records, from N prior samples and N real
 images, where the per-digit imbalance of the samples comes from
 (:func:`bridge_jax.evaluation.stacked_mnist.digit_balance`: the digit shares of the
-samples, of the prior's nearest encoder codes, and of reconstructions).
+samples, of the prior's nearest encoder codes, of reconstructions and of decoded
+posterior samples).
 Output: one JSON object per line.
 """
 
@@ -126,21 +127,28 @@ def probe_run(dataset: str, run_key: str, num_steps: int, *, every: int = 50,
             real_images, real_labels = data.eval_arrays(digit_balance, seed=2)
             prior_z = np.asarray(jax.random.normal(jax.random.PRNGKey(11),
                                                    (digit_balance, model.latent_dim)))
-            encode_mean = jax.jit(lambda p, x: model.encode(
-                p, x, jnp.zeros((x.shape[0], model.latent_dim)))[0])
+
+            def encode(p, x, i, noise):  # noise 0: the encoder mean; 1: z ~ q(z|x)
+                key = jax.random.fold_in(jax.random.PRNGKey(13), i)
+                eps = noise * jax.random.normal(key, (x.shape[0], model.latent_dim))
+                return model.encode(p, x, eps)[2]
+
+            encode = jax.jit(encode)
             decode_mean = jax.jit(lambda p, z: models_lib.decoder_mean(
                 model.decode(p, z), model.likelihood))
 
-            def chunked(fn, p, a):
+            def chunked(fn, a):  # fn(chunk, chunk index)
                 n = image_sweep.SAMPLE_CHUNK
-                return np.concatenate([np.asarray(fn(p, a[i:i + n]))
+                return np.concatenate([np.asarray(fn(a[i:i + n], i))
                                        for i in range(0, len(a), n)])
 
             def balance(params):
+                enc, dec = params["encoder"], params["decoder"]
                 return stacked_mnist_eval.digit_balance(
                     real_images=real_images, real_labels=real_labels, prior_z=prior_z,
-                    encode_mean=lambda x: chunked(encode_mean, params["encoder"], x),
-                    decode_mean=lambda z: chunked(decode_mean, params["decoder"], z),
+                    encode_mean=lambda x: chunked(lambda c, i: encode(enc, c, i, 0.0), x),
+                    encode_sample=lambda x: chunked(lambda c, i: encode(enc, c, i, 1.0), x),
+                    decode_mean=lambda z: chunked(lambda c, i: decode_mean(dec, c), z),
                     classify=lambda x: stacked_mnist_eval.predict_triples(
                         x, evaluator.classifier_params))
 
