@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from bridge_jax.evaluation.discrete import kl_divergence, kl_to_uniform
+from bridge_jax.evaluation.precision_recall import nearest_neighbors
 
 STACKED_MNIST_NUM_EVAL_SAMPLES = 26000
 STACKED_MNIST_NUM_MODES = 1000
@@ -155,7 +156,7 @@ def digit_balance(*, real_images, real_labels, prior_z, encode_mean, decode_mean
     * ``samples``: c(G(z)), what the Stacked MNIST metrics see;
     * ``latent_nearest``: y of the real image whose code E(x) is nearest to z — how the
       prior's mass falls on the classes of the encoder's codes, independent of the
-      decoder and the classifier;
+      decoder and the classifier (coarse when the codes sit well inside the prior);
     * ``reconstructions``: c(G(E(x))), which can render and read every class only if the
       decoder draws it and the classifier reads the drawing;
     * ``posterior_samples`` (when ``encode_sample`` draws z ~ q(z|x)): c(G(z)) for codes
@@ -168,13 +169,11 @@ def digit_balance(*, real_images, real_labels, prior_z, encode_mean, decode_mean
     the fraction of channels where c(G(z)) is the digit of z's nearest code. The prior
     samples are also split into ``num_distance_bins`` equal bins by the distance from z
     to its nearest code (nearest first): ``samples_by_code_distance`` and
-    ``agreement_by_code_distance`` per bin, ``code_distance_bin_edges``. If the samples'
-    shares follow ``latent_nearest`` while reconstructions are balanced, the imbalance is
-    in how the prior's volume is split among the classes; if only the far bins are
-    skewed, it comes from prior samples in the "holes" between the codes.
+    ``agreement_by_code_distance`` per bin, ``code_distance_bin_edges``. Samples skewed
+    where posterior samples are not: the prior puts mass where the codes are not (more
+    so in the far bins); skew shared by posterior samples and reconstructions: how the
+    decoder draws, and the classifier reads, each class.
     """
-    from bridge_jax.evaluation.precision_recall import nearest_neighbors
-
     true = digits_of_labels(real_labels)
     codes = np.asarray(encode_mean(real_images))
     sample_digits = np.asarray(classify(decode_mean(prior_z)))
