@@ -184,8 +184,9 @@ def main(argv=None) -> int:
     p.add_argument("--classifier-cache", default="",
                    help="folder of the cached digit classifier (default: ./classifier)")
     p.add_argument("--digit-balance", type=int, default=0, metavar="N",
-                   help="Stacked MNIST: per-digit shares of samples, nearest codes and "
-                        "reconstructions from N prior samples / real images per evaluation")
+                   help="Stacked MNIST: per-digit shares of samples, decoded posterior "
+                        "codes, nearest codes and reconstructions from N prior samples / "
+                        "real images per evaluation")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
     p.add_argument("--out", default="", help="JSON lines file (default: stdout only)")
     args = p.parse_args(argv)
