@@ -339,18 +339,30 @@ def test_gradient_probe_separates_the_two_terms():
 
 def test_markdown_states_the_schedule_and_overrides_the_runs_had():
     size = dataclasses.asdict(sweep.FULL)
-    assert sweep._transition_text(size, "ring").startswith("0.167 of the training")
-    assert sweep._transition_text(size, "stacked_mnist") == "the last step"
+    assert sweep._transition_text(size, "ring").startswith("α=0 at 0.167 of the training")
+    assert sweep._transition_text(size, "stacked_mnist") == "α=0 at the last step"
     assert "`critic.gradient_penalty=1.0`" in sweep._overrides_text(size, "stacked_mnist")
     size["dataset_overrides"] = {"ring": [["alpha.transition_steps", 600]]}  # as JSON has it
     assert sweep._per_dataset_text(sweep._transition_text, size, ["ring", "grid"]) == (
-        "ring: step 600, then hold α=0; grid: 0.167 of the training steps, then hold α=0")
+        "ring: α=0 at step 600, then hold α=0; "
+        "grid: α=0 at 0.167 of the training steps, then hold α=0")
     assert sweep._per_dataset_text(sweep._overrides_text, size, ["grid"]) == "none"
     assert sweep._nonfinite_column(size, "ring").startswith("seeds stopped by")  # the default
     size["dataset_overrides"]["grid"] = [["nonfinite_policy", "skip"]]
     assert sweep._nonfinite_column(size, "grid") == "seeds with skipped non-finite updates"
     size["overrides"] = (("alpha.transition_steps", "300"),)  # --set comes last
-    assert sweep._transition_text(size, "ring") == "step 300, then hold α=0"
+    assert sweep._transition_text(size, "ring") == "α=0 at step 300, then hold α=0"
+    # An overridden α_end is stated, and names the α-Bridge rows by the path they had.
+    ended = {**size, "overrides": (("alpha.end", 0.25), ("alpha.transition_steps", 250))}
+    assert sweep._transition_text(ended, "stacked_mnist") == (
+        "α=0.25 at step 250, then hold α=0.25")
+    bridge = {"label": "α-Bridge 1→0 (cosine)",
+              "alpha": {"schedule": "cosine", "start": 1.0, "end": 0.0}}
+    fixed = {"label": "fixed α=0.5", "alpha": {"schedule": "constant", "start": 0.5,
+                                                 "end": 0.5}}
+    assert sweep._run_label(bridge, ended, "ring") == "α-Bridge 1→0.25 (cosine)"
+    assert sweep._run_label(bridge, size, "ring") == "α-Bridge 1→0 (cosine)"
+    assert sweep._run_label(fixed, ended, "ring") == "fixed α=0.5"
     # The protocol lines state the width the runs had, --set included.
     assert "ring: 128×3" in "\n".join(sweep.mixture_protocol_markdown(
         {"size": size, "datasets": {"ring": {}}}))
@@ -365,8 +377,8 @@ def test_markdown_states_the_schedule_and_overrides_the_runs_had():
     assert "width 64, latent dim 16," in sweep.image_markdown("stacked_mnist", image, size)[2]
     # A results.json written before dataset_overrides existed.
     legacy = {"image_overrides": [["alpha.transition_steps", -1]], "transition_fraction": 0.5}
-    assert sweep._transition_text(legacy, "stacked_mnist") == "the last step"
-    assert sweep._transition_text(legacy, "ring").startswith("0.5 of the training")
+    assert sweep._transition_text(legacy, "stacked_mnist") == "α=0 at the last step"
+    assert sweep._transition_text(legacy, "ring").startswith("α=0 at 0.5 of the training")
 
 
 @pytest.mark.parametrize("dataset", ["ring", "grid"])

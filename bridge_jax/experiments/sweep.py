@@ -540,7 +540,7 @@ def mixture_protocol_markdown(results: dict) -> list[str]:
         + f"; evaluated every {size['eval_every']} steps (trajectory plots).",
         "- Config overrides for every method's runs: "
         + _per_dataset_text(_overrides_text, size, mixtures) + ".",
-        "- α-Bridge schedules go from α=1 at step 0 to α=0 at "
+        "- α-Bridge schedules go from α=1 at step 0 to "
         + _per_dataset_text(_transition_text, size, mixtures) + "; fixed-α runs "
         "use method=bridge with a constant schedule; f-GAN uses the α-family bound at "
         "α=0.5 with an x-only critic; the hybrid uses β=1.", "",
@@ -551,12 +551,13 @@ def mixture_protocol_markdown(results: dict) -> list[str]:
     return lines
 
 
-def _table_rows(d: dict, cells) -> list[str]:
+def _table_rows(d: dict, cells, size: dict, dataset: str) -> list[str]:
     """The data reference row (sweeps written before it have none), then one row per run:
     label | cells(summary)... | seeds with a non-finite update."""
     rows = [(f"*{DATA_REFERENCE_LABEL}*", d["data_reference"], "—")] if (
         "data_reference" in d) else []
-    rows += [(run["label"], run["summary"], str(sum(1 for v in run["nonfinite_updates"] if v)))
+    rows += [(_run_label(run, size, dataset), run["summary"],
+              str(sum(1 for v in run["nonfinite_updates"] if v)))
              for run in d["runs"].values()]
     return ["| " + " | ".join([label, *cells(summary), last]) + " |"
             for label, summary, last in rows]
@@ -566,7 +567,8 @@ def _nonfinite_notes(d: dict, size: dict, dataset: str) -> list[str]:
     """A line under the table naming each member's first non-finite update (run, seed,
     step, quantities); none when every update was finite or for sweeps written before
     the sweep recorded them."""
-    events = [f"{run['label']} seed {seed} at step {event['step']:,} ({event['what']})"
+    events = [f"{_run_label(run, size, dataset)} seed {seed} at step {event['step']:,} "
+              f"({event['what']})"
               for run in d["runs"].values()
               for seed, event in zip(run["seeds"],
                                      run.get("first_nonfinite") or [None] * len(run["seeds"]),
@@ -603,7 +605,8 @@ def mixture_table_markdown(dataset: str, d: dict, size: dict) -> list[str]:
               "|---|---|---|---|---|---|"]
     lines += _table_rows(d, lambda s: [_pm(s["modes_covered"]),
                                        _pm(s["modes_covered_strict"]),
-                                       _pm(s["hq_fraction"], 100, 1), _pm(s["reverse_kl"])])
+                                       _pm(s["hq_fraction"], 100, 1), _pm(s["reverse_kl"])],
+                         size, dataset)
     lines += _nonfinite_notes(d, size, dataset)
     if dataset in PUBLISHED:
         lines += ["", "Published reference rows (context, **not our measurement**; "
@@ -650,14 +653,31 @@ def _per_dataset_text(text_fn, size: dict, datasets: list[str]) -> str:
 
 
 def _transition_text(size: dict, dataset: str) -> str:
-    """Where the α-Bridge schedules reach α_end, as the runs' configs had it."""
+    """Where the α-Bridge schedules reach α_end, and its value, as the runs' configs had
+    them: "α=E at step N, then hold α=E"."""
+    end = f"α={float(_setting(size, dataset, 'alpha.end', 0.0)):g}"
     steps = _setting(size, dataset, "alpha.transition_steps", None)
-    if steps is not None:
-        return ("the last step" if int(steps) == -1
-                else f"step {int(steps):,}, then hold α=0")
     fraction = size.get("transition_fraction", 1.0)
-    return (f"{fraction:.3g} of the training steps, then hold α=0" if fraction < 1
-            else "the last step")
+    if steps is not None:
+        where = ("the last step" if int(steps) == -1
+                 else f"step {int(steps):,}, then hold {end}")
+    else:
+        where = (f"{fraction:.3g} of the training steps, then hold {end}" if fraction < 1
+                 else "the last step")
+    return f"{end} at {where}"
+
+
+def _run_label(run: dict, size: dict, dataset: str) -> str:
+    """A run's table label; an α-Bridge run whose α_start/α_end were overridden (--set
+    alpha.end=…) is named by the path it had, not the default 1→0."""
+    alpha = run.get("alpha") or {}
+    if alpha.get("schedule", "constant") == "constant":
+        return run["label"]
+    start = float(_setting(size, dataset, "alpha.start", alpha["start"]))
+    end = float(_setting(size, dataset, "alpha.end", alpha["end"]))
+    if (start, end) == (float(alpha["start"]), float(alpha["end"])):
+        return run["label"]
+    return f"α-Bridge {start:g}→{end:g} ({alpha['schedule']})"
 
 
 def image_markdown(dataset: str, d: dict, size: dict) -> list[str]:
@@ -673,7 +693,7 @@ def image_markdown(dataset: str, d: dict, size: dict) -> list[str]:
              f"{size['batch_size']}, Adam lr {size['image_learning_rate']:g} (β1 0.5"
              + ("; cosine decay to 0" if size.get("lr_schedule") == "cosine" else "")
              + ") for both players; same settings for every method.",
-             "- α-Bridge schedules go from α=1 to α=0 at " + _transition_text(size, dataset)
+             "- α-Bridge schedules go from α=1 to " + _transition_text(size, dataset)
              + "; config overrides for every run: " + _overrides_text(size, dataset) + ".",
              f"- Evaluation (VEEGAN/PacGAN protocol): {size['image_num_eval_samples']:,} decoder "
              "means per seed; each channel is classified by the project's digit classifier "
@@ -686,9 +706,9 @@ def image_markdown(dataset: str, d: dict, size: dict) -> list[str]:
              "| method | modes (of 1000) | KL to uniform | FD-MNIST-classifier "
              f"| {_nonfinite_column(size, dataset)} |", "|---|---|---|---|---|"]
     lines += _table_rows(d, lambda s: [_pm(s["modes_covered"], digits=1),
-                                       _pm(s["kl_to_uniform"]), _pm(s["fd"])])
+                                       _pm(s["kl_to_uniform"]), _pm(s["fd"])], size, dataset)
     lines += _nonfinite_notes(d, size, dataset)
-    lines += _kl_split_notes(d)
+    lines += _kl_split_notes(d, size, dataset)
     lines += ["", "Published reference rows (context, **not our measurement**; their "
               "classifier, architectures and budgets):", "",
               "| method (PacGAN paper) | modes (of 1000) | KL |", "|---|---|---|"]
@@ -698,11 +718,11 @@ def image_markdown(dataset: str, d: dict, size: dict) -> list[str]:
     return lines
 
 
-def _kl_split_notes(d: dict) -> list[str]:
+def _kl_split_notes(d: dict, size: dict, dataset: str) -> list[str]:
     """Where each row's KL to uniform comes from (mean over seeds):
     KL = Σ_c KL(p̂_c ‖ U_10) (digits generated too rarely or too often, per channel) +
     the channels' dependence; absent for sweeps written before the split was kept."""
-    runs = [(run["label"], run["per_seed"]) for run in d["runs"].values()
+    runs = [(_run_label(run, size, dataset), run["per_seed"]) for run in d["runs"].values()
             if all("kl_dependence" in m for m in run["per_seed"])]
     if not runs:
         return []
