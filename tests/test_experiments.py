@@ -356,13 +356,20 @@ def test_markdown_states_the_schedule_and_overrides_the_runs_had():
     ended = {**size, "overrides": (("alpha.end", 0.25), ("alpha.transition_steps", 250))}
     assert sweep._transition_text(ended, "stacked_mnist") == (
         "α=0.25 at step 250, then hold α=0.25")
-    bridge = {"label": "α-Bridge 1→0 (cosine)",
-              "alpha": {"schedule": "cosine", "start": 1.0, "end": 0.0}}
-    fixed = {"label": "fixed α=0.5", "alpha": {"schedule": "constant", "start": 0.5,
-                                                 "end": 0.5}}
-    assert sweep._run_label(bridge, ended, "ring") == "α-Bridge 1→0.25 (cosine)"
-    assert sweep._run_label(bridge, size, "ring") == "α-Bridge 1→0 (cosine)"
-    assert sweep._run_label(fixed, ended, "ring") == "fixed α=0.5"
+    def runs():
+        return {"bridge_cosine": {"label": "α-Bridge 1→0 (cosine)",
+                                  "alpha": {"schedule": "cosine", "start": 1.0, "end": 0.0}},
+                "fixed_0.5": {"label": "fixed α=0.5",
+                              "alpha": {"schedule": "constant", "start": 0.5, "end": 0.5}}}
+
+    labelled = {"size": ended, "datasets": {"ring": {"runs": runs()}}}
+    sweep.label_runs_by_their_alpha(labelled)
+    bridge, fixed = labelled["datasets"]["ring"]["runs"].values()
+    assert bridge["label"] == "α-Bridge 1→0.25 (cosine)" and bridge["alpha"]["end"] == 0.25
+    assert fixed["label"] == "fixed α=0.5" and fixed["alpha"]["end"] == 0.5
+    unchanged = {"size": size, "datasets": {"ring": {"runs": runs()}}}
+    sweep.label_runs_by_their_alpha(unchanged)
+    assert unchanged["datasets"]["ring"]["runs"] == runs()
     # The protocol lines state the width the runs had, --set included.
     assert "ring: 128×3" in "\n".join(sweep.mixture_protocol_markdown(
         {"size": size, "datasets": {"ring": {}}}))

@@ -439,6 +439,7 @@ def run_sweep(size: SweepSize, out_dir: str, *, datasets=("ring", "grid"),
                           else per_run[run_keys[0]]["per_seed"][0]["num_modes"]),
         }
     results["wall_s"] = time.time() - t0
+    label_runs_by_their_alpha(results)
     with open(os.path.join(out_dir, "results.json"), "w") as f:
         json.dump(_jsonable(results), f, indent=1)
     save_samples(results, out_dir)
@@ -551,13 +552,12 @@ def mixture_protocol_markdown(results: dict) -> list[str]:
     return lines
 
 
-def _table_rows(d: dict, cells, size: dict, dataset: str) -> list[str]:
+def _table_rows(d: dict, cells) -> list[str]:
     """The data reference row (sweeps written before it have none), then one row per run:
     label | cells(summary)... | seeds with a non-finite update."""
     rows = [(f"*{DATA_REFERENCE_LABEL}*", d["data_reference"], "—")] if (
         "data_reference" in d) else []
-    rows += [(_run_label(run, size, dataset), run["summary"],
-              str(sum(1 for v in run["nonfinite_updates"] if v)))
+    rows += [(run["label"], run["summary"], str(sum(1 for v in run["nonfinite_updates"] if v)))
              for run in d["runs"].values()]
     return ["| " + " | ".join([label, *cells(summary), last]) + " |"
             for label, summary, last in rows]
@@ -567,8 +567,7 @@ def _nonfinite_notes(d: dict, size: dict, dataset: str) -> list[str]:
     """A line under the table naming each member's first non-finite update (run, seed,
     step, quantities); none when every update was finite or for sweeps written before
     the sweep recorded them."""
-    events = [f"{_run_label(run, size, dataset)} seed {seed} at step {event['step']:,} "
-              f"({event['what']})"
+    events = [f"{run['label']} seed {seed} at step {event['step']:,} ({event['what']})"
               for run in d["runs"].values()
               for seed, event in zip(run["seeds"],
                                      run.get("first_nonfinite") or [None] * len(run["seeds"]),
@@ -605,8 +604,7 @@ def mixture_table_markdown(dataset: str, d: dict, size: dict) -> list[str]:
               "|---|---|---|---|---|---|"]
     lines += _table_rows(d, lambda s: [_pm(s["modes_covered"]),
                                        _pm(s["modes_covered_strict"]),
-                                       _pm(s["hq_fraction"], 100, 1), _pm(s["reverse_kl"])],
-                         size, dataset)
+                                       _pm(s["hq_fraction"], 100, 1), _pm(s["reverse_kl"])])
     lines += _nonfinite_notes(d, size, dataset)
     if dataset in PUBLISHED:
         lines += ["", "Published reference rows (context, **not our measurement**; "
@@ -667,17 +665,22 @@ def _transition_text(size: dict, dataset: str) -> str:
     return f"{end} at {where}"
 
 
-def _run_label(run: dict, size: dict, dataset: str) -> str:
-    """A run's table label; an α-Bridge run whose α_start/α_end were overridden (--set
-    alpha.end=…) is named by the path it had, not the default 1→0."""
-    alpha = run.get("alpha") or {}
-    if alpha.get("schedule", "constant") == "constant":
-        return run["label"]
-    start = float(_setting(size, dataset, "alpha.start", alpha["start"]))
-    end = float(_setting(size, dataset, "alpha.end", alpha["end"]))
-    if (start, end) == (float(alpha["start"]), float(alpha["end"])):
-        return run["label"]
-    return f"α-Bridge {start:g}→{end:g} ({alpha['schedule']})"
+def label_runs_by_their_alpha(results: dict) -> None:
+    """Gives every α-Bridge run the α path its configs had: a run whose α_start/α_end were
+    overridden (``--set alpha.end=…``) gets them in ``alpha`` and is labelled by them
+    ("α-Bridge 1→0.25 (cosine)") instead of its default 1→0, in place, before the JSON,
+    the tables and the plots are written (and on ``--render`` of an older results.json)."""
+    size = results["size"]
+    for dataset, d in results["datasets"].items():
+        for run in d["runs"].values():
+            alpha = run.get("alpha") or {}
+            if alpha.get("schedule", "constant") == "constant":
+                continue
+            start = float(_setting(size, dataset, "alpha.start", alpha["start"]))
+            end = float(_setting(size, dataset, "alpha.end", alpha["end"]))
+            if (start, end) != (float(alpha["start"]), float(alpha["end"])):
+                run["alpha"] = {**alpha, "start": start, "end": end}
+                run["label"] = f"α-Bridge {start:g}→{end:g} ({alpha['schedule']})"
 
 
 def image_markdown(dataset: str, d: dict, size: dict) -> list[str]:
@@ -706,9 +709,9 @@ def image_markdown(dataset: str, d: dict, size: dict) -> list[str]:
              "| method | modes (of 1000) | KL to uniform | FD-MNIST-classifier "
              f"| {_nonfinite_column(size, dataset)} |", "|---|---|---|---|---|"]
     lines += _table_rows(d, lambda s: [_pm(s["modes_covered"], digits=1),
-                                       _pm(s["kl_to_uniform"]), _pm(s["fd"])], size, dataset)
+                                       _pm(s["kl_to_uniform"]), _pm(s["fd"])])
     lines += _nonfinite_notes(d, size, dataset)
-    lines += _kl_split_notes(d, size, dataset)
+    lines += _kl_split_notes(d)
     lines += ["", "Published reference rows (context, **not our measurement**; their "
               "classifier, architectures and budgets):", "",
               "| method (PacGAN paper) | modes (of 1000) | KL |", "|---|---|---|"]
@@ -718,11 +721,11 @@ def image_markdown(dataset: str, d: dict, size: dict) -> list[str]:
     return lines
 
 
-def _kl_split_notes(d: dict, size: dict, dataset: str) -> list[str]:
+def _kl_split_notes(d: dict) -> list[str]:
     """Where each row's KL to uniform comes from (mean over seeds):
     KL = Σ_c KL(p̂_c ‖ U_10) (digits generated too rarely or too often, per channel) +
     the channels' dependence; absent for sweeps written before the split was kept."""
-    runs = [(_run_label(run, size, dataset), run["per_seed"]) for run in d["runs"].values()
+    runs = [(run["label"], run["per_seed"]) for run in d["runs"].values()
             if all("kl_dependence" in m for m in run["per_seed"])]
     if not runs:
         return []
@@ -766,6 +769,7 @@ def render(out_dir: str, classifier_cache: str | None = None, log=print) -> str:
     json_path = os.path.join(out_dir, "results.json")
     with open(json_path) as f:
         results = _from_json(json.load(f))
+    label_runs_by_their_alpha(results)
     added = add_missing_data_references(
         results, classifier_cache or stacked_mnist_sweep.default_cache_dir(out_dir), log=log)
     if added:
