@@ -14,7 +14,7 @@ import pytest
 
 from bridge_jax import train, train_step
 from bridge_jax.experiments import sweep
-from tests.train_helpers import PoisonedDataset
+from tests.train_helpers import PoisonedDataset, load_config
 
 # Two compiled programs: the α family (VAE, fixed α, α-Bridge) and NS-GAN.
 RUN_KEYS = ["vae", "fixed_0.5", "bridge_cosine", "nsgan"]
@@ -340,7 +340,8 @@ def test_gradient_probe_separates_the_two_terms():
 def test_markdown_states_the_schedule_and_overrides_the_runs_had():
     size = dataclasses.asdict(sweep.FULL)
     assert sweep._transition_text(size, "ring").startswith("α=0 at 0.167 of the training")
-    assert sweep._transition_text(size, "stacked_mnist") == "α=0 at the last step"
+    assert sweep._transition_text(size, "stacked_mnist") == (
+        "α=0.25 at 0.167 of the training steps, then hold α=0.25")
     assert "`critic.gradient_penalty=1.0`" in sweep._overrides_text(size, "stacked_mnist")
     size["dataset_overrides"] = {"ring": [["alpha.transition_steps", 600]]}  # as JSON has it
     assert sweep._per_dataset_text(sweep._transition_text, size, ["ring", "grid"]) == (
@@ -403,3 +404,27 @@ def test_mixture_configs_are_the_full_sweeps_alpha_bridge(dataset):
             a, b = a[part], b[part]
         assert a == pytest.approx(b) if isinstance(a, float) else a == b, field
     assert config.critic.gradient_penalty > 0
+
+
+def test_stacked_mnist_config_is_the_full_sweeps_alpha_bridge():
+    # configs/stacked_mnist.py (5,000 steps) promises the sweep's image settings: the
+    # same model, penalty and α path 1 → 0.25, reached at the same fraction of training.
+    swept = sweep.run_config("stacked_mnist", sweep.RUNS_BY_KEY["bridge_cosine"], sweep.FULL)
+    config = load_config("stacked_mnist")
+    for field in ("model.arch", "model.width", "model.latent_dim", "model.likelihood",
+                  "batch_size", "alpha.schedule", "alpha.start", "alpha.end",
+                  "alpha.self_normalize", "generator.learning_rate", "critic.learning_rate",
+                  "critic.steps", "critic.gradient_penalty"):
+        a, b = swept, config
+        for part in field.split("."):
+            a, b = a[part], b[part]
+        assert a == b, field
+    assert (swept.alpha.end, swept.critic.gradient_penalty) == (0.25, 1.0)
+    assert swept.alpha.transition_steps == 250 and swept.num_steps == 1500
+    assert config.alpha.transition_steps == 833 and config.num_steps == 5000
+    alpha = sweep.configuration.effective_alpha_schedule(config)
+    assert [float(alpha(t)) for t in (0, 833, 4999)] == pytest.approx([1.0, 0.25, 0.25])
+    # Every other method keeps its own α: a constant schedule ignores alpha.end.
+    for key, value in (("vae", 1.0), ("adversarial", 0.0), ("fixed_0.5", 0.5)):
+        c = sweep.run_config("stacked_mnist", sweep.RUNS_BY_KEY[key], sweep.FULL)
+        assert float(sweep.configuration.effective_alpha_schedule(c)(1000)) == value, key
