@@ -141,7 +141,7 @@ FULL = SweepSize(num_seeds=10, num_steps={"ring": 9000, "grid": 9000, "stacked_m
                  # critic's logits bounded, and the α-Bridge holds α = 0.25 from 1/6 of
                  # training. (Earlier sweeps: --set alpha.end=0 --set
                  # alpha.transition_steps=-1 is the 1 → 0 path over the whole run;
-                 # results/stacked_mnist/ also self-normalised the ELBO weights.)
+                 # results/stacked_mnist_self_normalised/ also self-normalised the ELBO weights.)
                  dataset_overrides={
                      **configuration.MIXTURE_OVERRIDES,
                      "stacked_mnist": configuration.STACKED_MNIST_OVERRIDES})
