@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -389,6 +390,11 @@ def test_markdown_states_the_schedule_and_overrides_the_runs_had():
     assert sweep._transition_text(legacy, "ring").startswith("α=0 at 0.5 of the training")
 
 
+def _field(config, dotted: str):
+    """config["a"]["b"] for "a.b"."""
+    return functools.reduce(lambda node, part: node[part], dotted.split("."), config)
+
+
 @pytest.mark.parametrize("dataset", ["ring", "grid"])
 def test_mixture_configs_are_the_full_sweeps_alpha_bridge(dataset):
     # configs/ring.py and configs/grid.py promise the full sweep's settings.
@@ -399,9 +405,7 @@ def test_mixture_configs_are_the_full_sweeps_alpha_bridge(dataset):
                   "generator.learning_rate", "critic.learning_rate",
                   "generator.lr_schedule", "critic.lr_schedule", "critic.steps",
                   "critic.gradient_penalty", "generator.scale_lr_multiplier"):
-        a, b = swept, config
-        for part in field.split("."):
-            a, b = a[part], b[part]
+        a, b = _field(swept, field), _field(config, field)
         assert a == pytest.approx(b) if isinstance(a, float) else a == b, field
     assert config.critic.gradient_penalty > 0
 
@@ -415,10 +419,7 @@ def test_stacked_mnist_config_is_the_full_sweeps_alpha_bridge():
                   "batch_size", "alpha.schedule", "alpha.start", "alpha.end",
                   "alpha.self_normalize", "generator.learning_rate", "critic.learning_rate",
                   "critic.steps", "critic.gradient_penalty"):
-        a, b = swept, config
-        for part in field.split("."):
-            a, b = a[part], b[part]
-        assert a == b, field
+        assert _field(swept, field) == _field(config, field), field
     assert (swept.alpha.end, swept.critic.gradient_penalty) == (0.25, 1.0)
     assert swept.alpha.transition_steps == 250 and swept.num_steps == 1500
     assert config.alpha.transition_steps == 833 and config.num_steps == 5000
