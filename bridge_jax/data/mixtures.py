@@ -13,17 +13,22 @@ import numpy as np
 
 from bridge_jax.data.base import EVAL_SALT, TRAIN_SALT, Dataset, check_index, step_rng
 
+# The benchmark geometry, defined here once (bridge_jax.evaluation.mixtures re-exports it).
+RING_NUM_MODES = 8
+RING_RADIUS = 1.0
 RING_STD = 0.01
+GRID_SIDE = 5
+GRID_SPACING = 2.0
 GRID_STD = 0.05
 
 
-def ring_centers(num_modes: int = 8, radius: float = 1.0) -> np.ndarray:
+def ring_centers(num_modes: int = RING_NUM_MODES, radius: float = RING_RADIUS) -> np.ndarray:
     """``(num_modes, 2)`` float32 means ``radius * (cos 2*pi*k/K, sin 2*pi*k/K)``."""
     angles = 2.0 * np.pi * np.arange(num_modes) / num_modes
     return (radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)).astype(np.float32)
 
 
-def grid_centers(side: int = 5, spacing: float = 2.0) -> np.ndarray:
+def grid_centers(side: int = GRID_SIDE, spacing: float = GRID_SPACING) -> np.ndarray:
     """``(side**2, 2)`` float32 means on a centered grid; default ``{-4, -2, 0, 2, 4}^2``."""
     coords = spacing * (np.arange(side) - (side - 1) / 2.0)
     xx, yy = np.meshgrid(coords, coords, indexing="ij")

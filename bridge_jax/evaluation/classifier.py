@@ -159,6 +159,31 @@ def batched_features(params: Params, images, batch_size: int = 1000) -> np.ndarr
     return _batched(classifier_features, params, images, batch_size)
 
 
+def channel_features(params: Params, images, batch_size: int = 1000) -> np.ndarray:
+    """Features of every channel as its own digit: (N, 28, 28, C) → (C·N, FEATURE_DIM).
+
+    Channel-major: row c·N + i holds channel c of image i (for MNIST, C = 1, the
+    features of the images themselves).
+    """
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim != 4:
+        raise ValueError(f"images must be (N, H, W, C), got {images.shape}")
+    channels = np.moveaxis(images, -1, 0).reshape(-1, *images.shape[1:3], 1)
+    return batched_features(params, channels, batch_size=batch_size)
+
+
+def image_features(params: Params, images, batch_size: int = 1000) -> np.ndarray:
+    """Per-image features: the C channels' features side by side, (N, C·FEATURE_DIM).
+
+    Row i is [f(channel 0 of image i), ..., f(channel C−1 of image i)], so a distance
+    between two Stacked-MNIST images compares all three digits at once.
+    """
+    n, channels = np.shape(images)[0], np.shape(images)[-1]
+    feats = channel_features(params, images, batch_size=batch_size)
+    dim = feats.shape[-1]
+    return feats.reshape(channels, n, dim).transpose(1, 0, 2).reshape(n, channels * dim)
+
+
 def predict_digits(params: Params, images, batch_size: int = 1000) -> np.ndarray:
     """argmax_c logits_c for each image; (N,) int64."""
     return np.argmax(batched_logits(params, images, batch_size), axis=-1)

@@ -121,7 +121,7 @@ def relative_digit_shares(digits) -> np.ndarray:
     """10 · (fraction of all channels showing digit k), k = 0..9, for digits (N, 3).
 
     1.0 is a fair share; the channels are pooled (the Stacked MNIST imbalance is the same
-    in every channel, see results/investigation.md).
+    in every channel, see docs/investigation.md).
     """
     digits = np.asarray(digits, dtype=np.int64)
     triple_labels(digits)  # validates shape and range
