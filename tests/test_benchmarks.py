@@ -4,6 +4,7 @@ that the real training loop traces and compiles its step exactly once."""
 from __future__ import annotations
 
 import functools
+import subprocess
 
 import jax
 import numpy as np
@@ -144,22 +145,23 @@ def test_worker_failures_are_retried_and_reported(monkeypatch):
     def fake_run(cmd, env, **kwargs):
         calls.append(env["XLA_FLAGS"])
         if len(calls) == 1:
-            raise bench.subprocess.CalledProcessError(-6, cmd, stderr="Fatal Python error")
-        return bench.subprocess.CompletedProcess(cmd, 0, stdout='log\n{"examples_per_s": 5.0}\n')
+            raise subprocess.CalledProcessError(-6, cmd, stderr="Fatal Python error")
+        return subprocess.CompletedProcess(cmd, 0, stdout='log\n{"examples_per_s": 5.0}\n')
 
-    monkeypatch.setattr(bench.subprocess, "run", fake_run)
+    monkeypatch.setattr(subprocess, "run", fake_run)
     rows = bench.run_multidevice("mlp2d", 4, [2], windows=1, window_s=0.0)
     assert len(calls) == 2 and "--xla_force_host_platform_device_count=2" in calls[0]
     assert rows[0]["devices"] == 2 and rows[0]["examples_per_s"] == 5.0
-    assert "SIGABRT" in bench._short_error(rows[0]) and "retry" in bench._short_error(rows[0])
+    summary = bench.describe_worker_failures(rows[0])
+    assert "SIGABRT" in summary and "retry" in summary
 
     def always_fail(cmd, env, **kwargs):
-        raise bench.subprocess.CalledProcessError(1, cmd, stderr="boom")
+        raise subprocess.CalledProcessError(1, cmd, stderr="boom")
 
-    monkeypatch.setattr(bench.subprocess, "run", always_fail)
+    monkeypatch.setattr(subprocess, "run", always_fail)
     row = bench.run_flag_variants("28x28", 8, ["--xla_cpu_use_onednn=true"], 1, 0.0)[0]
     assert row["xla_flags"] == "--xla_cpu_use_onednn=true" and "boom" in row["error"]
-    assert bench._short_error(row) == "failed (exit status 1)"
+    assert bench.describe_worker_failures(row) == "failed (exit status 1)"
 
 
 def test_render_with_torch_shows_both_peaks_and_the_ratio_cap():
