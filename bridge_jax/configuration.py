@@ -6,16 +6,8 @@ them again. :func:`validate_config` checks every field with one clear message
 per problem, so a typo or an impossible setting fails in a second, not after a
 compile or hours of training.
 
-Methods (METHOD.md §7) are points of one space; the method chooses the critic
-input, the critic objective and the encoder/decoder objective:
-
-    method        α used                 critic input  generator objective
-    bridge        config.alpha schedule  (x, z)        bridge_loss
-    vae           ≡ 1                    (x, z)        bridge_loss = negative ELBO
-    adversarial   ≡ 0                    (x, z)        bridge_loss = B_0 (ALI/BiGAN-like)
-    fgan          config.alpha schedule  x             B_α only (no encoder)
-    nsgan         —                      x             −log D(G(z)) (no encoder)
-    hybrid        —                      x             negative ELBO + β·(−log D)
+What each method is (critic input, encoder, α, objective) is defined once, in
+:mod:`bridge_jax.methods`.
 """
 
 from __future__ import annotations
@@ -26,40 +18,12 @@ from typing import Any
 
 import ml_collections
 
+from bridge_jax import methods as methods_lib
 from bridge_jax import schedules
 
-METHODS = ("bridge", "vae", "adversarial", "fgan", "nsgan", "hybrid")
-JOINT_CRITIC_METHODS = ("bridge", "vae", "adversarial")
-ENCODER_METHODS = ("bridge", "vae", "adversarial", "hybrid")
+METHODS = methods_lib.METHOD_NAMES
 DATASETS = ("ring", "grid", "mnist", "stacked_mnist", "tfds")
 TFDS_DEFAULT_IMAGE_SIZE = {"mnist": 28, "cifar10": 32, "celeb_a": 64}
-# Per-dataset settings of every 2-D mixture run (all methods), chosen on 5-seed α-Bridge
-# runs in results/investigation.md; mixture_config and the full sweep both use them.
-# - model.depth: hidden layers of the three MLPs. A continuous G maps the connected
-#   2-D latent onto separated modes; deeper MLPs make its transitions between modes
-#   steeper (fewer samples between them). Ring: 3 (4 was sharper but less even),
-#   grid: 4.
-# - critic.gradient_penalty: the R1 weight γ, 10·std² on the ring (std 0.01), 40·std² on
-#   the grid (std 0.05). ‖∇_x d‖² grows as 1/std² for a critic that resolves the modes;
-#   more γ keeps more modes and costs sharpness.
-# - generator.scale_lr_multiplier (ring): the decoder σ must fall from the
-#   maximum-likelihood residual (≈0.04) to below the ring's std 0.01 in the adversarial
-#   phase; at the networks' lr it had not by the last step. (On the grid it cost modes.)
-# Stacked MNIST settings of every run (configs/stacked_mnist.py and the full sweep),
-# chosen in results/investigation.md:
-# - critic.gradient_penalty: R1 weight γ; without a bounded critic every α-Bridge term
-#   saturates once the critic separates the images.
-# - alpha.end: the α-Bridge goes 1 → 0.25 by 1/6 of training and holds 0.25. At α = 0 the
-#   ELBO term has weight 0 and reconstructions stop being faithful (α = 0 from step 1,000
-#   of 1,500: digit accuracy 0.76 → 0.54); 0.25 keeps them and fills the prior's holes
-#   (KL 0.36 → 0.24 at 1,500 steps, 2 seeds).
-#   Fixed-α runs ignore it (a constant schedule uses alpha.start).
-STACKED_MNIST_OVERRIDES = (("critic.gradient_penalty", 1.0), ("alpha.end", 0.25))
-MIXTURE_DEPTH = {"ring": 3, "grid": 4}
-MIXTURE_OVERRIDES = {
-    "ring": (("critic.gradient_penalty", 1e-3), ("generator.scale_lr_multiplier", 10.0)),
-    "grid": (("critic.gradient_penalty", 0.1),),
-}
 PARALLEL_MODES = ("jit", "pmap")
 NONFINITE_POLICIES = ("stop", "skip")
 DTYPES = ("float32", "bfloat16")
@@ -79,58 +43,14 @@ def base_config() -> ml_collections.ConfigDict:
     c.parallel = "jit"  # "jit" (NamedSharding over a mesh) or "pmap"
     c.nonfinite_policy = "stop"  # "stop" (save last good state, exit) or "skip"
 
-    c.data = ml_collections.ConfigDict()
-    c.data.name = "ring"
-    c.data.tfds_name = ""  # for data.name == "tfds": mnist, cifar10, celeb_a, ...
-    c.data.data_dir = ""  # tfds data_dir (prepared offline)
-    c.data.split = "train"
-    c.data.image_size = 0  # 0: the dataset's native/default size
-
-    c.model = ml_collections.ConfigDict()
-    c.model.arch = "mlp"  # "mlp" (2-D) or "dcgan" (images)
-    c.model.latent_dim = 2
-    c.model.width = 128
-    c.model.depth = 2
-    c.model.likelihood = "gaussian"  # "gaussian" or "bernoulli"
-    c.model.scale = "scalar"  # learned decoder scale: "scalar" or "per_pixel"
-    c.model.init_log_scale = math.log(0.1)
-    c.model.min_log_scale = math.log(1e-3)
-    c.model.upsample = "subpixel"  # "subpixel" or "transpose"
-    c.model.dtype = "float32"  # compute dtype; parameters stay float32
-
-    c.alpha = ml_collections.ConfigDict()
-    c.alpha.schedule = "cosine"
-    c.alpha.start = 1.0
-    c.alpha.end = 0.0
-    c.alpha.transition_begin = 0
-    c.alpha.transition_steps = -1  # -1: num_steps − transition_begin
-    c.alpha.num_stages = 4
-    c.alpha.decay_rate = 0.01
-    c.alpha.mix = "quadratic"  # λ(α) of the bridge loss
-    c.alpha.self_normalize = False
-
-    c.critic = ml_collections.ConfigDict()
-    c.critic.loss = "logistic"  # "logistic" or "bound"
-    c.critic.steps = 1  # critic updates per generator update
-    c.critic.gradient_penalty = 0.0  # γ of the R1 penalty γ·½E_q‖∇_(x,z)d‖² (0: none)
-    c.critic.learning_rate = 1e-3
-    c.critic.b1 = 0.5
-    c.critic.b2 = 0.999
-    c.critic.clip_norm = 10.0
-    c.critic.lr_schedule = "constant"  # "constant" or "cosine" (decay over training)
-    c.critic.final_lr_fraction = 0.0  # cosine: final lr = fraction × learning_rate
-    c.critic.lr_decay_steps = -1  # cosine horizon in steps; -1: num_steps
-
-    c.generator = ml_collections.ConfigDict()
-    c.generator.learning_rate = 1e-3
-    c.generator.b1 = 0.5
-    c.generator.b2 = 0.999
-    c.generator.clip_norm = 10.0
-    c.generator.lr_schedule = "constant"
-    c.generator.final_lr_fraction = 0.0
-    c.generator.lr_decay_steps = -1
-    c.generator.scale_lr_multiplier = 1.0  # × the decoder log σ's update (train_state)
+    c.data = _data_fields()
+    c.model = _model_fields()
+    c.alpha = _alpha_fields()
+    c.critic = _critic_fields()
+    c.generator = _generator_fields()
     c.hybrid_weight = 1.0  # β of the VAE-GAN hybrid
+    c.eval = _eval_fields()
+    c.sweep = _sweep_fields()
 
     c.log_every = 50
     c.sample_every = 500
@@ -141,12 +61,98 @@ def base_config() -> ml_collections.ConfigDict:
     return c
 
 
+def _data_fields() -> ml_collections.ConfigDict:
+    d = ml_collections.ConfigDict()
+    d.name = "ring"
+    d.tfds_name = ""  # for data.name == "tfds": mnist, cifar10, celeb_a, ...
+    d.data_dir = ""  # tfds data_dir (prepared offline)
+    d.split = "train"
+    d.image_size = 0  # 0: the dataset's native/default size
+    return d
+
+
+def _model_fields() -> ml_collections.ConfigDict:
+    m = ml_collections.ConfigDict()
+    m.arch = "mlp"  # "mlp" (2-D) or "dcgan" (images)
+    m.latent_dim = 2
+    m.width = 128
+    m.depth = 2
+    m.likelihood = "gaussian"  # "gaussian" or "bernoulli"
+    m.scale = "scalar"  # learned decoder scale: "scalar" or "per_pixel"
+    m.init_log_scale = math.log(0.1)
+    m.min_log_scale = math.log(1e-3)
+    m.upsample = "subpixel"  # "subpixel" or "transpose"
+    m.dtype = "float32"  # compute dtype; parameters stay float32
+    return m
+
+
+def _alpha_fields() -> ml_collections.ConfigDict:
+    a = ml_collections.ConfigDict()
+    a.schedule = "cosine"
+    a.start = 1.0
+    a.end = 0.0
+    a.transition_begin = 0
+    a.transition_steps = -1  # -1: num_steps − transition_begin
+    a.num_stages = 4
+    a.decay_rate = 0.01
+    a.mix = "quadratic"  # λ(α) of the bridge loss
+    a.self_normalize = False
+    return a
+
+
+def _critic_fields() -> ml_collections.ConfigDict:
+    o = ml_collections.ConfigDict()
+    o.loss = "logistic"  # "logistic" or "bound"
+    o.steps = 1  # critic updates per generator update
+    o.gradient_penalty = 0.0  # γ of the R1 penalty γ·½E_q‖∇_(x,z)d‖² (0: none)
+    _add_optimizer_fields(o, learning_rate=1e-3)
+    return o
+
+
+def _generator_fields() -> ml_collections.ConfigDict:
+    o = ml_collections.ConfigDict()
+    _add_optimizer_fields(o, learning_rate=1e-3)
+    o.scale_lr_multiplier = 1.0  # × the decoder log σ's update (train_state)
+    return o
+
+
+def _add_optimizer_fields(o: ml_collections.ConfigDict, learning_rate: float) -> None:
+    """The Adam optimizer fields shared by ``critic`` and ``generator``."""
+    o.learning_rate = learning_rate
+    o.b1 = 0.5
+    o.b2 = 0.999
+    o.clip_norm = 10.0
+    o.lr_schedule = "constant"  # "constant" or "cosine" (decay over training)
+    o.final_lr_fraction = 0.0  # cosine: final lr = fraction × learning_rate
+    o.lr_decay_steps = -1  # cosine horizon in steps; -1: num_steps
+
+
+def _eval_fields() -> ml_collections.ConfigDict:
+    e = ml_collections.ConfigDict()
+    e.evaluators = ""  # comma-separated bridge_jax.evaluators names ("": none)
+    e.every = 0  # steps between evaluations (0: only after the last step)
+    e.num_samples = 0  # model samples per evaluation (0: each evaluator's protocol)
+    e.classifier_dir = ""  # digit classifier cache ("": ~/.cache/bridge_jax/classifier)
+    return e
+
+
+def _sweep_fields() -> ml_collections.ConfigDict:
+    # Members and sweeps (bridge_jax.sweeps): every run trains num_seeds seeds (seed,
+    # seed+1, ...) as members of one compiled program; a sweep lists runs, each a dict
+    # {"name": ..., "label": ..., "set": {"field.name": value, ...}} applied to this config.
+    s = ml_collections.ConfigDict()
+    s.name = ""
+    s.num_seeds = 1
+    s.runs = ()
+    s.vmap_members = True  # False: every member its own program (one after another)
+    return s
+
+
 def effective_alpha_schedule(config: ml_collections.ConfigDict) -> schedules.Schedule:
-    """The α schedule the method uses (constant 1 for vae, 0 for adversarial)."""
-    if config.method == "vae":
-        return schedules.constant(1.0)
-    if config.method == "adversarial":
-        return schedules.constant(0.0)
+    """The α schedule the method uses (constant for vae ≡ 1 and adversarial ≡ 0)."""
+    fixed = methods_lib.get(config.method).fixed_alpha
+    if fixed is not None:
+        return schedules.constant(fixed)
     a = config.alpha
     steps = a.transition_steps if a.transition_steps > 0 else config.num_steps - a.transition_begin
     return schedules.make_alpha_schedule(
@@ -157,7 +163,7 @@ def effective_alpha_schedule(config: ml_collections.ConfigDict) -> schedules.Sch
 
 def critic_input(config: ml_collections.ConfigDict) -> str:
     """'joint' for d(x, z) (bridge, vae, adversarial), else 'x'."""
-    return "joint" if config.method in JOINT_CRITIC_METHODS else "x"
+    return methods_lib.get(config.method).critic_input
 
 
 def _require(cond: bool, message: str) -> None:
@@ -204,12 +210,29 @@ def validate_config(
     workdir: str | None = None,
 ) -> None:
     """Raises ConfigError naming the first invalid field; returns None if all are valid."""
-    c = config
+    _validate_field_names(config)
+    _validate_run(config, num_devices, process_count)
+    _validate_data(config)
+    _validate_model(config)
+    _validate_alpha(config)
+    _validate_critic(config)
+    _validate_optimizers(config)
+    _validate_logging(config)
+    _validate_eval(config)
+    _validate_sweep(config)
+    if workdir is not None:
+        _validate_workdir(workdir)
+
+
+def _validate_field_names(c: ml_collections.ConfigDict) -> None:
     known, given = _field_names(base_config()), _field_names(c)
     _require(not given - known, f"unknown config field(s) {', '.join(sorted(given - known))} "
              "(a typo? the fields are those of configuration.base_config())")
     _require(not known - given, f"config field(s) {', '.join(sorted(known - given))} missing; "
              "start the config from configuration.base_config()")
+
+
+def _validate_run(c: ml_collections.ConfigDict, num_devices: int, process_count: int) -> None:
     _choice("method", c.method, METHODS)
     _require(_is_int(c.seed) and 0 <= c.seed < 2**32,
              f"seed must be an integer in [0, 2**32), got {c.seed!r}")
@@ -223,6 +246,8 @@ def validate_config(
              f"batch_size={c.batch_size} is not divisible by the {num_devices} devices; "
              f"use a multiple of {num_devices}")
 
+
+def _validate_data(c: ml_collections.ConfigDict) -> None:
     _choice("data.name", c.data.name, DATASETS)
     if c.data.name == "tfds":
         _require(bool(c.data.tfds_name), "data.tfds_name is required when data.name='tfds' "
@@ -239,6 +264,8 @@ def validate_config(
              f"data.image_size must be 0 for the 2-D dataset {c.data.name!r}, "
              f"got {c.data.image_size!r}")
 
+
+def _validate_model(c: ml_collections.ConfigDict) -> None:
     m = c.model
     _choice("model.arch", m.arch, ("mlp", "dcgan"))
     is_2d = c.data.name in ("ring", "grid")
@@ -259,6 +286,8 @@ def validate_config(
     _require(not (is_2d and m.likelihood == "bernoulli"),
              "model.likelihood='bernoulli' needs images in [0, 1]; use 'gaussian' for 2-D data")
 
+
+def _validate_alpha(c: ml_collections.ConfigDict) -> None:
     a = c.alpha
     _choice("alpha.schedule", a.schedule, schedules.SCHEDULES)
     for name in ("start", "end"):
@@ -274,10 +303,16 @@ def validate_config(
     _choice("alpha.mix", a.mix, ("quadratic", "smoothstep"))
     _require(isinstance(a.self_normalize, bool), "alpha.self_normalize must be true or false")
 
+
+def _validate_critic(c: ml_collections.ConfigDict) -> None:
     _choice("critic.loss", c.critic.loss, ("logistic", "bound"))
     _positive_int("critic.steps", c.critic.steps)
     _require(_is_number(c.critic.gradient_penalty) and c.critic.gradient_penalty >= 0,
              f"critic.gradient_penalty must be >= 0, got {c.critic.gradient_penalty!r}")
+
+
+def _validate_optimizers(c: ml_collections.ConfigDict) -> None:
+    """Both optimizers, the decoder-scale lr multiplier, and the hybrid's β."""
     for side in ("critic", "generator"):
         opt = c[side]
         _positive_number(f"{side}.learning_rate", opt.learning_rate)
@@ -295,6 +330,8 @@ def validate_config(
     _require(_is_number(c.hybrid_weight) and c.hybrid_weight >= 0,
              f"hybrid_weight must be a non-negative number, got {c.hybrid_weight!r}")
 
+
+def _validate_logging(c: ml_collections.ConfigDict) -> None:
     for name in ("log_every", "sample_every", "checkpoint_every", "keep_checkpoints"):
         _positive_int(name, c[name])
     _require(_is_int(c.num_final_samples) and c.num_final_samples >= 0,
@@ -302,13 +339,40 @@ def validate_config(
     _require(isinstance(c.progress_bar, bool),
              f"progress_bar must be true or false, got {c.progress_bar!r}")
 
-    if workdir is not None:
-        parent = workdir
-        while parent and not os.path.exists(parent):
-            parent = os.path.dirname(parent.rstrip("/"))
-        parent = parent or "."
-        _require(os.path.isdir(parent) and os.access(parent, os.W_OK),
-                 f"workdir={workdir!r} is not writable (checked {parent!r})")
+
+def _validate_sweep(c: ml_collections.ConfigDict) -> None:
+    _positive_int("sweep.num_seeds", c.sweep.num_seeds)
+    _require(isinstance(c.sweep.vmap_members, bool),
+             f"sweep.vmap_members must be true or false, got {c.sweep.vmap_members!r}")
+    _require(isinstance(c.sweep.runs, tuple | list),
+             f"sweep.runs must be a tuple of run dicts, got {c.sweep.runs!r}")
+    _require(c.sweep.num_seeds == 1 or c.parallel == "jit",
+             f"sweep.num_seeds={c.sweep.num_seeds} trains members with jax.vmap under "
+             "parallel='jit'; parallel='pmap' runs one member")
+
+
+def _validate_workdir(workdir: str) -> None:
+    parent = workdir
+    while parent and not os.path.exists(parent):
+        parent = os.path.dirname(parent.rstrip("/"))
+    parent = parent or "."
+    _require(os.path.isdir(parent) and os.access(parent, os.W_OK),
+             f"workdir={workdir!r} is not writable (checked {parent!r})")
+
+
+def _validate_eval(c: ml_collections.ConfigDict) -> None:
+    from bridge_jax import evaluators
+
+    _require(isinstance(c.eval.evaluators, str),
+             f"eval.evaluators must be a comma-separated string, got {c.eval.evaluators!r}")
+    problem = evaluators.compatibility_error(c.eval.evaluators, c.data.name, c.method)
+    _require(problem is None, str(problem))
+    _require(_is_int(c.eval.every) and c.eval.every >= 0,
+             f"eval.every must be a non-negative integer, got {c.eval.every!r}")
+    _require(_is_int(c.eval.num_samples) and c.eval.num_samples >= 0,
+             f"eval.num_samples must be a non-negative integer, got {c.eval.num_samples!r}")
+    _require(isinstance(c.eval.classifier_dir, str),
+             f"eval.classifier_dir must be a string, got {c.eval.classifier_dir!r}")
 
 
 def set_field(config: ml_collections.ConfigDict, name: str, value: Any) -> None:
@@ -332,34 +396,19 @@ def set_field(config: ml_collections.ConfigDict, name: str, value: Any) -> None:
     node[leaf] = value
 
 
-def mixture_config(dataset: str) -> ml_collections.ConfigDict:
-    """The 2-D mixture experiment (``configs/ring.py``, ``configs/grid.py``).
+def config_from_file(path: str | os.PathLike, arg: str | None = None) -> ml_collections.ConfigDict:
+    """``get_config(arg)`` of the config file at ``path`` (how configs build on each other:
+    a sweep on its experiment, ``configs/ring.py`` on ``configs/mixture.py``)."""
+    import importlib.util
 
-    The settings of the full method sweep (experiments/sweep.py ``FULL``), chosen in
-    results/investigation.md: MLPs of width 128, batch 64, decoder scale σ starting at
-    0.03, cosine lr decay for both players, α reaching 0 at step 1,500 of 9,000 (then
-    held), which leaves the adversarial phase time to sharpen the samples; and per
-    dataset (``MIXTURE_DEPTH``, ``MIXTURE_OVERRIDES``) 3 or 4 hidden layers, an R1 penalty on
-    the critic, which keeps the modes that maximum likelihood found through that phase,
-    and on the ring a 10× learning rate for the decoder scale σ.
-    """
-    _choice("dataset", dataset, ("ring", "grid"))
-    config = base_config()
-    config.data.name = dataset
-    config.model.arch = "mlp"
-    config.model.latent_dim = 2
-    config.model.width = 128
-    config.model.depth = MIXTURE_DEPTH[dataset]
-    config.model.init_log_scale = math.log(0.03)
-    config.num_steps = 9000
-    config.batch_size = 64
-    config.alpha.schedule = "cosine"
-    config.alpha.transition_steps = 1500
-    config.generator.lr_schedule = "cosine"
-    config.critic.lr_schedule = "cosine"
-    for name, value in MIXTURE_OVERRIDES[dataset]:
-        set_field(config, name, value)
-    return config
+    path = os.fspath(path)
+    name = "_bridge_jax_config_" + os.path.splitext(os.path.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or not os.path.isfile(path):
+        raise ConfigError(f"config file {path!r} does not exist")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(arg) if arg is not None else module.get_config()
 
 
 def shrink_for_tests(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
@@ -374,4 +423,6 @@ def shrink_for_tests(config: ml_collections.ConfigDict) -> ml_collections.Config
     config.checkpoint_every = 2
     config.num_final_samples = 64
     config.progress_bar = False
+    config.eval.num_samples = 200
+    config.eval.every = 2
     return config

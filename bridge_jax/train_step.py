@@ -5,7 +5,7 @@ One step, one compiled function (METHOD.md §5):
   2. ``critic.steps`` critic updates on the batch (fresh model-side noise each),
      encoder/decoder frozen: minimise ``losses.critic_loss``.
   3. One encoder/decoder update with the critic frozen, on the method's
-     objective (see :mod:`bridge_jax.configuration`): one critic pass per side
+     objective (see :mod:`bridge_jax.methods`): one critic pass per side
      serves both the weights w (stop-gradient) and B_α.
   4. If any loss or gradient norm is non-finite, the update is discarded
      (state kept), counted, and the first such step recorded; under the
@@ -17,10 +17,15 @@ Noise is drawn per example from fold_in(key, global example index), so a
 global batch gets the same noise whether it runs on one device, is sharded
 by ``jax.jit``, or split by ``jax.pmap`` (``axis_name`` set): the three paths
 compute the same update.
+
+:func:`make_train_step` reads the step's static settings from the config once
+(``_TrainStep``); each part above is one of its methods, and the returned step
+composes them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +36,7 @@ import numpy as np
 import optax
 
 from bridge_jax import configuration, divergences, losses
+from bridge_jax import methods as methods_lib
 from bridge_jax import models as models_lib
 from bridge_jax.train_state import GENERATOR_KEYS, TrainState
 
@@ -63,8 +69,9 @@ class StepModel:
         self.models = models
         self.likelihood = config.model.likelihood
         self.latent_dim = int(config.model.latent_dim)
-        self.joint = configuration.critic_input(config) == "joint"
-        self.uses_encoder = config.method in configuration.ENCODER_METHODS
+        method = methods_lib.get(config.method)
+        self.joint = method.critic_input == "joint"
+        self.uses_encoder = method.encoder
 
     def encode(self, enc_params, x, eps):
         mean, log_std = self.models.encoder.apply({"params": enc_params}, x)
@@ -97,6 +104,182 @@ class StepModel:
         return out
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class _TrainStep:
+    """The static settings of one compiled step, and the step's parts as methods.
+
+    Everything here is fixed at trace time (Python values, modules, the schedule);
+    :meth:`train_step` is the pure ``(state, batch) -> (state, metrics)``.
+    """
+
+    model: StepModel
+    schedule: Callable[[jax.Array], jax.Array]
+    objective: str  # methods.Method.objective
+    critic_kind: str  # config.critic.loss
+    n_critic: int
+    penalty_weight: float
+    mix: str
+    self_normalize: bool
+    hybrid_weight: float
+    stop_policy: bool  # nonfinite_policy == "stop"
+    latent: int
+    axis_name: str | None
+    example_shape: tuple[int, ...]
+
+    @classmethod
+    def from_config(cls, config: ml_collections.ConfigDict, models: models_lib.Models,
+                    example_shape: tuple[int, ...], axis_name: str | None,
+                    alpha_schedule: Callable[[jax.Array], jax.Array] | None) -> _TrainStep:
+        model = StepModel(config, models)
+        return cls(
+            model=model,
+            schedule=(alpha_schedule if alpha_schedule is not None
+                      else configuration.effective_alpha_schedule(config)),
+            objective=methods_lib.get(config.method).objective,
+            critic_kind=config.critic.loss,
+            n_critic=int(config.critic.steps),
+            penalty_weight=float(config.critic.gradient_penalty),
+            mix=config.alpha.mix,
+            self_normalize=bool(config.alpha.self_normalize),
+            hybrid_weight=float(config.hybrid_weight),
+            stop_policy=config.nonfinite_policy == "stop",
+            latent=model.latent_dim,
+            axis_name=axis_name,
+            example_shape=example_shape,
+        )
+
+    def draw_noise(self, key, local_batch):
+        """eps_enc, z_prior ~ N(0, I_latent) and eps_dec ~ N(0, I_example), per example."""
+        idx = _example_indices(local_batch, self.axis_name)
+        k_enc, k_prior, k_dec = jax.random.split(key, 3)
+        return {"eps_enc": per_example_normal(k_enc, idx, (self.latent,)),
+                "z_prior": per_example_normal(k_prior, idx, (self.latent,)),
+                "eps_dec": per_example_normal(k_dec, idx, self.example_shape)}
+
+    def critic_objective(self, critic_params, sides, x, alpha):
+        """(``losses.critic_loss`` [+ γ·R1 penalty], accuracy); encoder/decoder side frozen."""
+        model, sg = self.model, jax.lax.stop_gradient
+        d_data = model.critic(critic_params, x, sg(sides["z_data"]))
+        d_model = model.critic(critic_params, sg(sides["x_model"]), sg(sides["z_model"]))
+        loss = losses.critic_loss(d_data, d_model, alpha, kind=self.critic_kind)
+        if self.penalty_weight > 0:
+            loss = loss + self.penalty_weight * losses.gradient_penalty(
+                lambda x_, z_: model.critic(critic_params, x_, z_), x, sg(sides["z_data"]))
+        accuracy = 0.5 * (jnp.mean(d_data > 0) + jnp.mean(d_model < 0))
+        return loss, accuracy
+
+    def generator_objective(self, gen_params, critic_params, x, noise, alpha):
+        """(the method's encoder/decoder loss, aux metrics); one critic pass per side."""
+        model = self.model
+        sides = model.forward(gen_params, x, noise)
+        d_data = model.critic(critic_params, x, sides["z_data"])
+        d_model = model.critic(critic_params, sides["x_model"], sides["z_model"])
+        bound = divergences.alpha_bound(d_data, d_model, alpha)
+        aux = {"bound": bound}
+        if model.uses_encoder:
+            aux["negative_elbo"] = jnp.mean(sides["nll"])
+            w = losses.bridge_weights(d_data, alpha, self_normalize=self.self_normalize)
+            aux["weight_mean"] = jnp.mean(w)
+            aux["weight_ess"] = losses.effective_sample_size(w)
+        if sides["log_scale"] is not None:
+            aux["decoder_scale"] = jnp.exp(jnp.mean(sides["log_scale"]))
+        if self.objective == "bridge":
+            loss = losses.bridge_loss(sides["nll"], d_data, d_model, alpha, mix=self.mix,
+                                      self_normalize=self.self_normalize)
+        elif self.objective == "bound":
+            loss = bound
+        elif self.objective == "nonsaturating":
+            loss = losses.nonsaturating_generator_loss(d_model)
+        else:  # "hybrid"
+            loss = losses.hybrid_loss(sides["nll"], d_model, self.hybrid_weight)
+        return loss, aux
+
+    def critic_updates(self, state: TrainState, gen_params, x, alpha, critic_key):
+        """``n_critic`` critic updates (fresh model-side noise each, from fold_in(key, i)).
+
+        Returns (critic params, critic opt state, loss, accuracy, grad norm) of the last.
+        """
+        local_batch = x.shape[0]
+
+        def critic_update(i, carry):
+            critic_params, opt_state, _, _, _ = carry
+            noise = self.draw_noise(jax.random.fold_in(critic_key, i), local_batch)
+            sides = self.model.forward(gen_params, x, noise, with_nll=False)
+            (loss, acc), grads = jax.value_and_grad(self.critic_objective, has_aux=True)(
+                critic_params, sides, x, alpha)
+            grads, loss, acc = _mean_over_devices((grads, loss, acc), self.axis_name)
+            updates, opt_state = state.critic_tx.update(grads, opt_state, critic_params)
+            return (optax.apply_updates(critic_params, updates), opt_state, loss, acc,
+                    optax.tree.norm(grads))
+
+        zero = jnp.zeros((), jnp.float32)
+        carry = (state.params["critic"], state.critic_opt_state, zero, zero, zero)
+        # No while loop (the count is static): XLA runs convolutions inside one several
+        # times slower on CPU (3x for the DCGANs, 20x unoptimized). A 1-trip fori_loop
+        # still compiles to a while loop, so one step is called directly.
+        return (critic_update(0, carry) if self.n_critic == 1
+                else jax.lax.fori_loop(0, self.n_critic, critic_update, carry, unroll=True))
+
+    def generator_update(self, state: TrainState, gen_params, critic_params, x, alpha, gen_key):
+        """One encoder/decoder update, critic frozen: (new params, opt state, loss, norm, aux)."""
+        noise = self.draw_noise(gen_key, x.shape[0])
+        (g_loss, aux), g_grads = jax.value_and_grad(self.generator_objective, has_aux=True)(
+            gen_params, critic_params, x, noise, alpha)
+        g_grads, g_loss, aux = _mean_over_devices((g_grads, g_loss, aux), self.axis_name)
+        g_updates, gen_opt_state = state.gen_tx.update(g_grads, state.gen_opt_state, gen_params)
+        new_gen = optax.apply_updates(gen_params, g_updates)
+        return new_gen, gen_opt_state, g_loss, optax.tree.norm(g_grads), aux
+
+    def commit(self, state: TrainState, checks: jax.Array, new_params, gen_opt_state,
+               critic_opt_state) -> tuple[TrainState, jax.Array]:
+        """(next state, applied): the update if every check is finite and the run is not
+        frozen, else the old state with the non-finite step counted (and recorded if first)."""
+        finite = jnp.all(checks)
+        what = jnp.sum(jnp.where(checks, 0, 2 ** jnp.arange(4))).astype(jnp.int32)
+        frozen = (state.first_nonfinite_step >= 0) if self.stop_policy else jnp.bool_(False)
+        apply = finite & ~frozen
+        # 'stop' keeps the step counter too, so the saved state is exactly the state before
+        # the bad update (step == first_nonfinite_step) and a rerun resumes at that step.
+        hold = (frozen | ~finite) if self.stop_policy else jnp.bool_(False)
+
+        select = lambda new, old: jax.tree.map(lambda n, o: jnp.where(apply, n, o), new, old)
+        bad_now = ~finite & ~frozen
+        first_bad = (state.first_nonfinite_step < 0) & bad_now
+        new_state = state.replace(
+            step=jnp.where(hold, state.step, state.step + 1),
+            params=select(new_params, state.params),
+            gen_opt_state=select(gen_opt_state, state.gen_opt_state),
+            critic_opt_state=select(critic_opt_state, state.critic_opt_state),
+            nonfinite_count=state.nonfinite_count + bad_now.astype(jnp.int32),
+            first_nonfinite_step=jnp.where(first_bad, state.step, state.first_nonfinite_step),
+            first_nonfinite_what=jnp.where(first_bad, what, state.first_nonfinite_what),
+        )
+        return new_state, apply
+
+    def train_step(self, state: TrainState, x: jax.Array) -> tuple[TrainState, Metrics]:
+        """The pure step: critic updates, one generator update, the non-finite guard."""
+        alpha = self.schedule(state.step)
+        key = jax.random.fold_in(state.rng, state.step)
+        critic_key, gen_key = jax.random.split(key)
+        gen_params = state.generator_params
+        critic_params, critic_opt_state, c_loss, c_acc, c_gnorm = self.critic_updates(
+            state, gen_params, x, alpha, critic_key)
+        new_gen, gen_opt_state, g_loss, g_gnorm, aux = self.generator_update(
+            state, gen_params, critic_params, x, alpha, gen_key)
+
+        checks = jnp.stack([jnp.isfinite(c_loss), jnp.isfinite(c_gnorm),
+                            jnp.isfinite(g_loss), jnp.isfinite(g_gnorm)])
+        new_params = {**{k: new_gen[k] for k in GENERATOR_KEYS}, "critic": critic_params}
+        new_state, apply = self.commit(state, checks, new_params, gen_opt_state,
+                                       critic_opt_state)
+        metrics = {"alpha": alpha, "critic_loss": c_loss, "critic_accuracy": c_acc,
+                   "critic_grad_norm": c_gnorm, "generator_loss": g_loss,
+                   "generator_grad_norm": g_gnorm,
+                   "param_norm": optax.tree.norm(new_state.params),
+                   "update_applied": apply.astype(jnp.float32), **aux}
+        return new_state, metrics
+
+
 def make_train_step(
     config: ml_collections.ConfigDict,
     models: models_lib.Models,
@@ -111,126 +294,8 @@ def make_train_step(
     one that reads a traced per-run table, so runs that differ only in α share a
     compiled step under ``jax.vmap``.
     """
-    model = StepModel(config, models)
-    schedule = (alpha_schedule if alpha_schedule is not None
-                else configuration.effective_alpha_schedule(config))
-    method = config.method
-    critic_kind = config.critic.loss
-    n_critic = int(config.critic.steps)
-    penalty_weight = float(config.critic.gradient_penalty)
-    mix, self_normalize = config.alpha.mix, bool(config.alpha.self_normalize)
-    hybrid_weight = float(config.hybrid_weight)
-    stop_policy = config.nonfinite_policy == "stop"
-    latent = model.latent_dim
-
-    def draw_noise(key, local_batch):
-        idx = _example_indices(local_batch, axis_name)
-        k_enc, k_prior, k_dec = jax.random.split(key, 3)
-        return {"eps_enc": per_example_normal(k_enc, idx, (latent,)),
-                "z_prior": per_example_normal(k_prior, idx, (latent,)),
-                "eps_dec": per_example_normal(k_dec, idx, example_shape)}
-
-    def critic_objective(critic_params, sides, x, alpha):
-        sg = jax.lax.stop_gradient
-        d_data = model.critic(critic_params, x, sg(sides["z_data"]))
-        d_model = model.critic(critic_params, sg(sides["x_model"]), sg(sides["z_model"]))
-        loss = losses.critic_loss(d_data, d_model, alpha, kind=critic_kind)
-        if penalty_weight > 0:
-            loss = loss + penalty_weight * losses.gradient_penalty(
-                lambda x_, z_: model.critic(critic_params, x_, z_), x, sg(sides["z_data"]))
-        accuracy = 0.5 * (jnp.mean(d_data > 0) + jnp.mean(d_model < 0))
-        return loss, accuracy
-
-    def generator_objective(gen_params, critic_params, x, noise, alpha):
-        sides = model.forward(gen_params, x, noise)
-        d_data = model.critic(critic_params, x, sides["z_data"])
-        d_model = model.critic(critic_params, sides["x_model"], sides["z_model"])
-        bound = divergences.alpha_bound(d_data, d_model, alpha)
-        aux = {"bound": bound}
-        if model.uses_encoder:
-            aux["negative_elbo"] = jnp.mean(sides["nll"])
-            w = losses.bridge_weights(d_data, alpha, self_normalize=self_normalize)
-            aux["weight_mean"] = jnp.mean(w)
-            aux["weight_ess"] = losses.effective_sample_size(w)
-        if sides["log_scale"] is not None:
-            aux["decoder_scale"] = jnp.exp(jnp.mean(sides["log_scale"]))
-        if method in ("bridge", "vae", "adversarial"):
-            loss = losses.bridge_loss(sides["nll"], d_data, d_model, alpha, mix=mix,
-                                      self_normalize=self_normalize)
-        elif method == "fgan":
-            loss = bound
-        elif method == "nsgan":
-            loss = losses.nonsaturating_generator_loss(d_model)
-        else:  # hybrid
-            loss = losses.hybrid_loss(sides["nll"], d_model, hybrid_weight)
-        return loss, aux
-
-    def train_step(state: TrainState, x: jax.Array) -> tuple[TrainState, Metrics]:
-        alpha = schedule(state.step)
-        key = jax.random.fold_in(state.rng, state.step)
-        critic_key, gen_key = jax.random.split(key)
-        gen_params = state.generator_params
-        local_batch = x.shape[0]
-
-        def critic_update(i, carry):
-            critic_params, opt_state, _, _, _ = carry
-            noise = draw_noise(jax.random.fold_in(critic_key, i), local_batch)
-            sides = model.forward(gen_params, x, noise, with_nll=False)
-            (loss, acc), grads = jax.value_and_grad(critic_objective, has_aux=True)(
-                critic_params, sides, x, alpha)
-            grads, loss, acc = _mean_over_devices((grads, loss, acc), axis_name)
-            updates, opt_state = state.critic_tx.update(grads, opt_state, critic_params)
-            return (optax.apply_updates(critic_params, updates), opt_state, loss, acc,
-                    optax.tree.norm(grads))
-
-        zero = jnp.zeros((), jnp.float32)
-        carry = (state.params["critic"], state.critic_opt_state, zero, zero, zero)
-        # No while loop (the count is static): XLA runs convolutions inside one several
-        # times slower on CPU (3x for the DCGANs, 20x unoptimized). A 1-trip fori_loop
-        # still compiles to a while loop, so one step is called directly.
-        critic_params, critic_opt_state, c_loss, c_acc, c_gnorm = (
-            critic_update(0, carry) if n_critic == 1
-            else jax.lax.fori_loop(0, n_critic, critic_update, carry, unroll=True))
-
-        noise = draw_noise(gen_key, local_batch)
-        (g_loss, aux), g_grads = jax.value_and_grad(generator_objective, has_aux=True)(
-            gen_params, critic_params, x, noise, alpha)
-        g_grads, g_loss, aux = _mean_over_devices((g_grads, g_loss, aux), axis_name)
-        g_updates, gen_opt_state = state.gen_tx.update(g_grads, state.gen_opt_state, gen_params)
-        new_gen = optax.apply_updates(gen_params, g_updates)
-        g_gnorm = optax.tree.norm(g_grads)
-
-        checks = jnp.stack([jnp.isfinite(c_loss), jnp.isfinite(c_gnorm),
-                            jnp.isfinite(g_loss), jnp.isfinite(g_gnorm)])
-        finite = jnp.all(checks)
-        what = jnp.sum(jnp.where(checks, 0, 2 ** jnp.arange(4))).astype(jnp.int32)
-        frozen = (state.first_nonfinite_step >= 0) if stop_policy else jnp.bool_(False)
-        apply = finite & ~frozen
-        # 'stop' keeps the step counter too, so the saved state is exactly the state before
-        # the bad update (step == first_nonfinite_step) and a rerun resumes at that step.
-        hold = (frozen | ~finite) if stop_policy else jnp.bool_(False)
-
-        new_params = {**{k: new_gen[k] for k in GENERATOR_KEYS}, "critic": critic_params}
-        select = lambda new, old: jax.tree.map(lambda n, o: jnp.where(apply, n, o), new, old)
-        bad_now = ~finite & ~frozen
-        first_bad = (state.first_nonfinite_step < 0) & bad_now
-        new_state = state.replace(
-            step=jnp.where(hold, state.step, state.step + 1),
-            params=select(new_params, state.params),
-            gen_opt_state=select(gen_opt_state, state.gen_opt_state),
-            critic_opt_state=select(critic_opt_state, state.critic_opt_state),
-            nonfinite_count=state.nonfinite_count + bad_now.astype(jnp.int32),
-            first_nonfinite_step=jnp.where(first_bad, state.step, state.first_nonfinite_step),
-            first_nonfinite_what=jnp.where(first_bad, what, state.first_nonfinite_what),
-        )
-        metrics = {"alpha": alpha, "critic_loss": c_loss, "critic_accuracy": c_acc,
-                   "critic_grad_norm": c_gnorm, "generator_loss": g_loss,
-                   "generator_grad_norm": g_gnorm,
-                   "param_norm": optax.tree.norm(new_state.params),
-                   "update_applied": apply.astype(jnp.float32), **aux}
-        return new_state, metrics
-
-    return train_step
+    return _TrainStep.from_config(config, models, example_shape, axis_name,
+                                  alpha_schedule).train_step
 
 
 def make_sampler(
