@@ -96,10 +96,16 @@ def main(argv):
         sys.stdout.flush()
         # Not sys.exit: JAX's exit hooks would wait on the dead peer (or abort).
         os._exit(1)
+    if FLAGS.config.sweep.runs and (result is None or not result.preempted):
+        print(f"bridge_jax: done: every group of the sweep is complete; outputs in "
+              f"{FLAGS.workdir}; tables: python -m bridge_jax.report {FLAGS.workdir} "
+              "--out DIR")
+        return
     status = "preempted, checkpoint saved" if result.preempted else "done"
     print(f"bridge_jax: {status}: {result.steps_run} steps in {result.wall_time_s:.1f} s; "
           f"outputs in {FLAGS.workdir}")
-
+    for line in train.format_evals(result):
+        print(f"bridge_jax: scores: {line}")
 
 if __name__ == "__main__":
     app.run(main, flags_parser=_parse_flags)

@@ -41,6 +41,20 @@ class MetricWriter:
         for name, value in scalars.items():
             self._tb.add_scalar(name, float(value), int(step))
 
+    def write_eval(self, step: int, member: int, scalars: dict[str, float],
+                   tag: str = "") -> None:
+        """One member's evaluation: a metrics.jsonl line {"step", "member", "eval/...": v}
+        and TensorBoard scalars ``eval/<tag><metric>`` (tag names the member, or "")."""
+        if not self.enabled:
+            return
+        clean = {k: (float(v) if math.isfinite(float(v)) else str(float(v)))
+                 for k, v in scalars.items()}
+        self._jsonl.write(json.dumps({"step": int(step), "member": int(member), **clean}) + "\n")
+        for name, value in scalars.items():  # ∞ (e.g. KL with no HQ sample): jsonl only
+            if math.isfinite(float(value)):
+                self._tb.add_scalar("eval/" + tag + name.removeprefix("eval/"), float(value),
+                                    int(step))
+
     def write_image(self, step: int, name: str, png_path: str) -> None:
         """Adds a saved PNG to TensorBoard as an image."""
         if not self.enabled:
@@ -54,10 +68,17 @@ class MetricWriter:
             self._tb.close()
 
 
-def read_metrics(workdir: str) -> list[dict]:
-    """All records of metrics.jsonl, in order."""
+def read_metrics(workdir: str, kind: str = "train") -> list[dict]:
+    """The records of metrics.jsonl, in order: ``kind="train"`` the training scalars,
+    ``"eval"`` the evaluations (one line per member: {"step", "member", "eval/...": v}),
+    ``"all"`` both."""
+    if kind not in ("train", "eval", "all"):
+        raise ValueError(f"kind must be 'train', 'eval' or 'all', got {kind!r}")
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        records = [json.loads(line) for line in f if line.strip()]
+    if kind == "all":
+        return records
+    return [r for r in records if ("member" in r) == (kind == "eval")]
 
 
 def save_scatter(samples: np.ndarray, path: str, centers: np.ndarray | None = None,

@@ -1,18 +1,24 @@
-"""The training loop: data → compiled step → metrics, samples, checkpoints.
+"""The training loop: data → compiled step → metrics, evaluations, samples, checkpoints.
 
-``train_and_evaluate(config, workdir)`` is importable (the CLI is a thin shell
-around it). It validates the config before anything compiles, resumes from
-the newest readable checkpoint in ``workdir``, and writes:
+``train_and_evaluate(config, workdir)`` is importable (the CLI is a thin shell around
+it). It validates the config and every member of it before anything compiles. A plain
+config is one run of ``sweep.num_seeds`` members (1 by default) trained in ``workdir``;
+a config with ``sweep.runs`` is a sweep (:mod:`bridge_jax.sweeps`), whose groups of
+members train one after another in ``workdir/<group>``. Each run resumes from the
+newest readable checkpoint in its workdir and writes:
 
-  workdir/config.json           the resolved config
-  workdir/metrics.jsonl         scalars every ``log_every`` steps (+ tensorboard/)
-  workdir/samples/step_N.png    samples every ``sample_every`` steps
-  workdir/checkpoints/N/        orbax checkpoints every ``checkpoint_every`` steps
-  workdir/samples.npy           ``num_final_samples`` samples at the end
-  workdir/samples.png           a picture of them
+  config.json, members.json     the resolved config; every member's run, seed, config
+  metrics.jsonl                 scalars every ``log_every`` steps (mean over members),
+                                and one "eval/..." line per member and evaluation
+  tensorboard/                  the same, as TensorBoard events
+  samples/step_N[_mM].png       samples every ``sample_every`` steps (per member)
+  checkpoints/N/                orbax checkpoints every ``checkpoint_every`` steps
+  samples.npy, samples*.png     ``num_final_samples`` samples per member at the end
+  summary.json                  steps, wall time, non-finite records, and "evals": the
+                                final evaluation (one dict, or one per member)
 
-A SIGTERM (the preemption signal) makes the loop save a checkpoint at the
-current step and return early; rerunning with the same workdir resumes.
+A SIGTERM (the preemption signal) makes the loop save a checkpoint at the current
+step and return early; rerunning with the same workdir resumes bitwise.
 """
 
 from __future__ import annotations
@@ -21,206 +27,151 @@ import dataclasses
 import json
 import logging
 import os
-import signal
-import threading
 import time
+from typing import Any
 
 import jax
 import ml_collections
-import numpy as np
 
-from bridge_jax import checkpointing, configuration, data, reporting, train_state, train_step
-from bridge_jax import models as models_lib
+from bridge_jax import checkpointing, configuration, data, members, reporting, sweeps
+from bridge_jax import train_loop as loop_lib
+from bridge_jax.eval_runner import EvalRunner, jsonable
 from bridge_jax.parallel import DataParallel
+from bridge_jax.train_loop import NonFiniteError, SigtermFlag
+
+# Re-exported: the data stream and initial state of a config.
+make_dataset = members.make_dataset
+build = members.build
+__all__ = ["NonFiniteError", "SigtermFlag", "TrainResult", "build", "format_evals",
+           "make_dataset", "train_and_evaluate", "train_group"]
 
 log = logging.getLogger(__name__)
 
 
-class NonFiniteError(FloatingPointError):
-    """Training met a non-finite loss or gradient under nonfinite_policy='stop'."""
-
-
 @dataclasses.dataclass
 class TrainResult:
-    state: train_state.TrainState  # replicated global arrays
+    state: Any  # replicated global arrays (members stacked on axis 0)
     last_metrics: dict[str, float]
     steps_run: int  # steps executed by this call (0 if already complete)
     wall_time_s: float
     preempted: bool = False
+    evals: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # per member
+    labels: list[str] = dataclasses.field(default_factory=list)  # per member
+    seeds: list[int] = dataclasses.field(default_factory=list)  # per member
 
 
-class _SigtermFlag:
-    """Sets a flag on SIGTERM while training (main thread only)."""
-
-    def __init__(self):
-        self.received = False
-        self._previous = None
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGTERM, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        log.warning("SIGTERM received: saving a checkpoint and stopping")
-        self.received = True
-
-    def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
-
-
-def make_dataset(config: ml_collections.ConfigDict, *, seed: int | None = None) -> data.Dataset:
-    """The training data stream of ``config`` for this process."""
-    d = config.data
-    tfds_name = d.tfds_name or None
-    image_size = d.image_size or (configuration.TFDS_DEFAULT_IMAGE_SIZE.get(tfds_name)
-                                  if d.name == "tfds" else None)
-    return data.make_dataset(
-        d.name, seed=config.seed if seed is None else seed,
-        global_batch_size=int(config.batch_size), process_index=jax.process_index(),
-        process_count=jax.process_count(), tfds_name=tfds_name,
-        data_dir=d.data_dir or None, split=d.split, image_size=image_size)
-
-
-def build(config: ml_collections.ConfigDict, example_shape: tuple[int, ...]):
-    """(models, initial state on the host) for ``config``."""
-    models = models_lib.make_models(train_state.model_config(config), example_shape)
-    rng = jax.random.PRNGKey(int(config.seed))
-    state = train_state.create_train_state(config, models, example_shape, rng)
-    return models, state
-
-
-def _save_samples(config, workdir, name, samples, dataset, step):
-    path = os.path.join(workdir, name)
-    if dataset.is_image:
-        reporting.save_image_grid(samples[:64], path)
-    else:
-        reporting.save_scatter(samples[:2500], path, dataset.mode_centers,
-                               title=f"{config.method} step {step}")
-    return path
-
-
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainResult:
-    """Trains ``config`` in ``workdir`` (resuming if it holds checkpoints)."""
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainResult | None:
+    """Trains ``config`` in ``workdir`` (resuming if it holds checkpoints); a sweep trains
+    its unfinished groups and returns the last one's result (None if all were done)."""
     parallel = DataParallel(config.parallel)
     configuration.validate_config(config, num_devices=parallel.num_devices,
                                   process_count=jax.process_count(), workdir=workdir)
+    all_members = sweeps.expand(config, num_devices=parallel.num_devices,
+                                process_count=jax.process_count())
+    if config.sweep.runs:
+        return sweeps.run_sweep(
+            config, all_members, workdir,
+            lambda group, sub: train_group(group, sub, parallel, in_sweep=True),
+            is_chief=jax.process_index() == 0)
+    return train_group(all_members, workdir, parallel)
+
+
+def _write_json(workdir: str, name: str, value) -> None:
+    with open(os.path.join(workdir, name), "w") as f:
+        json.dump(value, f, indent=1)
+
+
+def _restore(checkpointer, program, state, workdir: str, legacy_resume: bool):
+    """The newest readable checkpoint placed for the step, or ``state`` if there is none."""
+    restored = checkpointer.restore_latest(program.global_state(state))
+    if restored is None:
+        return state
+    global_state, restored_step = restored
+    log.info("resumed from checkpoint step %d in %s", restored_step, workdir)
+    if legacy_resume:
+        global_state = loop_lib.clear_stop_flag(global_state, program.parallel, restored_step)
+    return program.from_global(global_state)
+
+
+def train_group(group: list[sweeps.Member], workdir: str, parallel: DataParallel | None = None,
+                *, in_sweep: bool = False) -> TrainResult:
+    """Trains the members of one group (one compiled program) in ``workdir``.
+
+    A plain single-member run keeps the trainer's original contract under
+    ``nonfinite_policy='stop'``: it saves the last good state and raises
+    NonFiniteError. With several members (or inside a sweep) a member that stops is
+    frozen and recorded, the others go on, and the run ends normally.
+    """
+    config = group[0].config
+    parallel = parallel or DataParallel(config.parallel)
     is_chief = jax.process_index() == 0
     os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
     if is_chief:
         with open(os.path.join(workdir, "config.json"), "w") as f:
             f.write(config.to_json_best_effort(indent=2))
-
-    dataset = make_dataset(config)
-    models, host_state = build(config, dataset.example_shape)
-    state = parallel.place_state(host_state)
+        _write_json(workdir, "members.json", [m.record() for m in group])
+    program = members.Program([m.config for m in group], parallel)
+    state = program.initial_state()
     checkpointer = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"),
                                               max_to_keep=int(config.keep_checkpoints))
-    restored = checkpointer.restore_latest(parallel.global_state(state))
-    if restored is not None:
-        global_state, restored_step = restored
-        log.info("resumed from checkpoint step %d in %s", restored_step, workdir)
-        if (parallel.host_scalar(global_state, "first_nonfinite_step")
-                == parallel.host_scalar(global_state, "step")):
-            # Saved by nonfinite_policy='stop' just before the bad update, which it flagged
-            # and counted: resume from that last good state (e.g. with a lower learning
-            # rate), which runs the update again, instead of staying frozen.
-            log.warning("checkpoint step %d was saved before a non-finite update; resuming "
-                        "from it with the non-finite flag cleared", restored_step)
-            count = parallel.host_scalar(global_state, "nonfinite_count")
-            global_state = global_state.replace(
-                first_nonfinite_step=jax.device_put(np.int32(-1), parallel.replicated),
-                first_nonfinite_what=jax.device_put(np.int32(0), parallel.replicated),
-                nonfinite_count=jax.device_put(np.int32(max(count - 1, 0)), parallel.replicated))
-        state = parallel.place_state(global_state) if config.parallel == "pmap" else global_state
-    start_step = parallel.host_scalar(state, "step")
+    legacy = program.n == 1 and not in_sweep
+    state = _restore(checkpointer, program, state, workdir, legacy)
+    start_step = program.progress(state)
     if start_step > int(config.num_steps):
         raise configuration.ConfigError(
             f"num_steps={config.num_steps} is below step {start_step} of the newest checkpoint "
             f"in {workdir}; raise num_steps or use a new workdir")
-
-    step_fn = parallel.compile_step(
-        lambda axis_name: train_step.make_train_step(config, models, dataset.example_shape,
-                                                     axis_name=axis_name))
-    sampler = jax.jit(train_step.make_sampler(config, models, dataset.example_shape),
-                      static_argnums=2, out_shardings=parallel.replicated)
-    writer = reporting.MetricWriter(workdir, enabled=is_chief)
-    num_steps = int(config.num_steps)
-    last_metrics: dict[str, float] = {}
-    preempted = False
+    run = loop_lib.Loop(program, group, workdir, checkpointer, EvalRunner(program),
+                        reporting.MetricWriter(workdir, enabled=is_chief),
+                        raise_on_stop=legacy, is_chief=is_chief)
     t0 = time.time()
-
-    def sample_png(params, step, n, name):
-        key = jax.random.fold_in(jax.random.PRNGKey(int(config.seed) + 1), step)
-        samples = np.asarray(jax.device_get(sampler(params, key, n)))
-        if is_chief:
-            path = _save_samples(config, workdir, name, samples, dataset, step)
-            writer.write_image(step, "samples", path)
-        return samples
-
-    def check_nonfinite(state):
-        first_bad = parallel.host_scalar(state, "first_nonfinite_step")
-        if first_bad < 0 or config.nonfinite_policy != "stop":
-            return
-        what = train_step.describe_nonfinite(parallel.host_scalar(state, "first_nonfinite_what"))
-        checkpointer.save(first_bad, parallel.global_state(state))
-        checkpointer.wait()
-        raise NonFiniteError(
-            f"non-finite {what} at step {first_bad}; the update was not applied and the last "
-            f"good state was saved as checkpoint step {first_bad} in {workdir}. Lower the "
-            "learning rates or set nonfinite_policy='skip' to skip such updates.")
-
-    progress = None
-    if config.progress_bar and is_chief:
-        from tqdm.auto import tqdm
-
-        progress = tqdm(total=num_steps, initial=start_step, desc=config.method,
-                        dynamic_ncols=True)
-    with _SigtermFlag() as sigterm, data.prefetch(dataset.get_batch, start_step,
-                                                  num_steps - start_step) as batches:
-        for step, host_batch in batches:
-            state, metrics = step_fn(state, parallel.place_batch(host_batch))
-            done = step + 1
-            if done % config.log_every == 0 or done == num_steps:
-                last_metrics = parallel.host_metrics(metrics)
-                last_metrics["steps_per_s"] = (done - start_step) / (time.time() - t0)
-                writer.write_scalars(done, last_metrics)
-                check_nonfinite(state)
-                if progress is not None:
-                    progress.set_postfix(alpha=f"{last_metrics['alpha']:.3f}",
-                                         gen=f"{last_metrics['generator_loss']:.3g}")
-            if done % config.sample_every == 0:
-                # As many as the picture shows: a 64-image grid, or a 2,500-point scatter.
-                sample_png(parallel.global_state(state).params, done,
-                           64 if dataset.is_image else 2500, f"samples/step_{done:07d}.png")
-            if (done % config.checkpoint_every == 0 or done == num_steps
-                    or sigterm.received):
-                check_nonfinite(state)  # never save a frozen state under a later step
-                checkpointer.save(done, parallel.global_state(state))
-            if progress is not None:
-                progress.update(1)
-            if sigterm.received:
-                preempted = done < num_steps
-                break
-    if progress is not None:
-        progress.close()
-    check_nonfinite(state)
-    checkpointer.wait()
-    checkpointer.close()
+    with SigtermFlag() as sigterm, data.prefetch(program.get_batch, start_step,
+                                                 int(config.num_steps) - start_step) as batches:
+        state = run.train(state, batches, start_step, sigterm, t0)
+    run.finish_checkpoints(state)
     wall = time.time() - t0
-    final_state = parallel.global_state(state)
-    if not preempted and config.num_final_samples > 0:
-        samples = sample_png(final_state.params, num_steps, int(config.num_final_samples),
-                             "samples.png")
-        if is_chief:
-            np.save(os.path.join(workdir, "samples.npy"), samples)
-    steps_run = parallel.host_scalar(state, "step") - start_step
+    evals = run.final(state) if not run.preempted else []
+    steps_run = program.progress(state) - start_step
     if is_chief:
-        summary = {"steps_run": steps_run, "wall_time_s": wall, "preempted": preempted,
-                   "skipped_nonfinite_updates": parallel.host_scalar(state, "nonfinite_count"),
-                   **last_metrics}
-        with open(os.path.join(workdir, "summary.json"), "w") as f:
-            json.dump(summary, f, indent=2)
-    writer.close()
-    return TrainResult(final_state, last_metrics, steps_run, wall, preempted)
+        _write_json(workdir, "summary.json", _summary(workdir, program, run, state, evals,
+                                                       steps_run, wall))
+    run.writer.close()
+    return TrainResult(program.global_state(state), run.last_metrics, steps_run, wall,
+                       run.preempted, evals, [m.label for m in group], [m.seed for m in group])
+
+
+def _summary(workdir, program, run, state, evals, steps_run, wall) -> dict[str, Any]:
+    previous = 0.0
+    try:
+        with open(os.path.join(workdir, "summary.json")) as f:
+            previous = float(json.load(f).get("total_wall_time_s", 0.0))
+    except (OSError, ValueError):
+        pass
+    statuses = program.statuses(state)
+    summary = {
+        "complete": not run.preempted, "preempted": run.preempted,
+        "num_steps": int(program.config.num_steps), "steps_run": steps_run,
+        "wall_time_s": wall, "total_wall_time_s": previous + wall,
+        "num_members": program.n,
+        "skipped_nonfinite_updates": sum(s.count for s in statuses),
+        "nonfinite": [dataclasses.asdict(s) for s in statuses],
+        **run.last_metrics,
+    }
+    if evals:
+        summary["evals_step"] = program.progress(state)
+        summary["evals"] = jsonable(evals[0] if program.n == 1 else evals)
+        summary["evals_reference"] = jsonable(run.reference)
+    return summary
+
+
+def format_evals(result: TrainResult) -> list[str]:
+    """Lines of the final scores: ``label [seed s]: metric=value, ...`` per member."""
+    from bridge_jax.eval_runner import scalars
+
+    lines = []
+    for m, metrics in enumerate(result.evals):
+        cells = [f"{k[5:]}={v:.4g}" for k, v in scalars(metrics).items()]
+        who = result.labels[m] + (f" seed {result.seeds[m]}" if len(result.evals) > 1 else "")
+        if cells:
+            lines.append(f"{who}: " + ", ".join(cells))
+    return lines

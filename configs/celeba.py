@@ -25,6 +25,7 @@ def get_config(arg: str | None = None):
     config.generator.learning_rate = 2e-4
     config.sample_every = 2000
     config.checkpoint_every = 5000
+    config.eval.evaluators = "diagnostics"
     if arg == "tiny":
         shrink_for_tests(config)
     return config

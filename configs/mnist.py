@@ -25,6 +25,7 @@ def get_config(arg: str | None = None):
     config.log_every = 50
     config.sample_every = 250
     config.checkpoint_every = 500
+    config.eval.evaluators = "fd,precision_recall"
     if arg == "tiny":
         shrink_for_tests(config)
     return config

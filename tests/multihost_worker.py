@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from absl import app  # noqa: E402
 
 from bridge_jax import main as cli  # noqa: E402
-from bridge_jax import parallel, train  # noqa: E402
+from bridge_jax import members, parallel  # noqa: E402
 
 _fed: list[np.ndarray] = []
 _datasets: list = []
@@ -29,7 +29,7 @@ _datasets: list = []
 
 def _record_batches():
     place_batch = parallel.DataParallel.place_batch
-    make_dataset = train.make_dataset
+    make_dataset = members.make_dataset
 
     def recording_place_batch(self, local_batch):
         _fed.append(np.array(local_batch))
@@ -41,7 +41,7 @@ def _record_batches():
         return dataset
 
     parallel.DataParallel.place_batch = recording_place_batch
-    train.make_dataset = recording_make_dataset
+    members.make_dataset = recording_make_dataset
 
 
 def _save(prefix: str) -> None:

@@ -30,7 +30,7 @@ import orbax.checkpoint as ocp
 import pytest
 from flax import serialization
 
-from bridge_jax import checkpointing, configuration, data, train
+from bridge_jax import checkpointing, configuration, data, members, reporting, train
 from tests.train_helpers import PoisonedDataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -130,10 +130,10 @@ def _assert_identical(a: dict, b: dict, skip: tuple[str, ...] = ()) -> None:
 
 
 def _last_metrics(workdir) -> dict:
-    with open(Path(workdir) / "metrics.jsonl") as f:
-        last = [json.loads(line) for line in f if line.strip()][-1]
+    """The last training record (but its speed) and the last evaluation record."""
+    last = reporting.read_metrics(str(workdir))[-1]
     last.pop("steps_per_s")
-    return last
+    return {"train": last, "eval": reporting.read_metrics(str(workdir), "eval")[-1]}
 
 
 def _one_error_line(stderr: str) -> str:
@@ -386,8 +386,8 @@ def test_checkpoint_digest_covers_every_leaf():
 
 
 def _poison(monkeypatch, steps) -> None:
-    real = train.make_dataset
-    monkeypatch.setattr(train, "make_dataset",
+    real = members.make_dataset
+    monkeypatch.setattr(members, "make_dataset",
                         lambda config, **kw: PoisonedDataset(real(config, **kw), steps))
 
 
@@ -497,8 +497,7 @@ def test_nonfinite_skip_discards_exactly_the_bad_updates(tmp_path, monkeypatch):
     final = _host(result.state)
     assert all(np.isfinite(x).all() for x in jax.tree.leaves(final["params"]))
     assert int(final["first_nonfinite_step"]) == bad[0]
-    applied = {m["step"]: m["update_applied"] for m in (
-        json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines())}
+    applied = {m["step"]: m["update_applied"] for m in reporting.read_metrics(str(tmp_path))}
     assert applied == {s + 1: 0.0 if s in bad else 1.0 for s in range(6)}
     # The update at a bad step is removed: the state after it equals the state before it
     # (but for the step counter and the skip bookkeeping).
