@@ -1,1 +1,0 @@
-"""Experiments that test the α-Bridge's claims (METHOD.md §8): the method sweep and its plots."""
