@@ -248,3 +248,22 @@ def test_the_report_of_a_resumed_sweep_is_the_uninterrupted_ones(sweep_runs, tmp
     assert tables["killed"] == tables["reference"]
     assert any(line.startswith("| VAE (α≡1) |") for line in tables["reference"])
     assert any(line.startswith("| NS-GAN |") for line in tables["reference"])
+
+
+def test_the_readme_run_command_trains_seeds_as_members_and_prints_their_scores(
+        tmp_path, tmp_path_factory):
+    """README: ``bash launch/run.sh --config=configs/ring.py ... --config.sweep.num_seeds=4``
+    (here the config's :tiny variant): one line of scores per seed, as in summary.json."""
+    env = helpers.subprocess_env(helpers.cache_dir(tmp_path_factory))
+    r = subprocess.run(["bash", "launch/run.sh", "--config=configs/ring.py:tiny",
+                        f"--workdir={tmp_path}", "--config.alpha.schedule=linear",
+                        "--config.sweep.num_seeds=4"], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    lines = [x for x in r.stdout.splitlines() if x.startswith("bridge_jax: scores: ")]
+    assert [x.split(":")[2].strip() for x in lines] == [
+        f"α-Bridge 1→0 (linear) seed {s}" for s in range(4)]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert len(summary["evals"]) == 4 and summary["num_members"] == 4
+    for line, evals in zip(lines, summary["evals"], strict=True):
+        assert f"modes_covered={evals['modes_covered']}," in line

@@ -86,3 +86,41 @@ def check_digit_images(name: str, example_shape: tuple[int, ...]) -> None:
         raise ValueError(
             f"eval.evaluators: {name!r} needs 28x28 digit images (the digit classifier's "
             f"input), got examples of shape {shape}; set data.image_size to 0 or 28")
+
+
+class RealFeatureEvaluator(Evaluator):
+    """An evaluator that compares features of the samples with features of real data:
+    subclasses give ``features(x)``, ``compare(real, fake) -> metrics`` and how many real
+    examples to read (``num_real``); the real features are computed once, lazily."""
+
+    def __init__(self, context: EvalContext):
+        super().__init__(context)
+        self._real_features: np.ndarray | None = None
+
+    @property
+    def num_real(self) -> int:
+        return self.num_samples
+
+    def features(self, x) -> np.ndarray:
+        raise NotImplementedError
+
+    def compare(self, real_features: np.ndarray, features: np.ndarray) -> Metrics:
+        raise NotImplementedError
+
+    def real_features(self) -> np.ndarray:
+        """Features of ``num_real`` real examples (eval stream REAL_SEED), cached."""
+        if self._real_features is None:
+            real = self.context.dataset.eval_arrays(self.num_real, seed=REAL_SEED)[0]
+            self._real_features = self.features(real)
+        return self._real_features
+
+    def score(self, x) -> Metrics:
+        return self.compare(self.real_features(), self.features(x))
+
+    def evaluate(self, samples: np.ndarray, params, *, step: int) -> Metrics:
+        return self.score(samples)
+
+    def reference(self) -> Metrics:
+        """The metrics of num_samples other real examples (eval stream REFERENCE_SEED)."""
+        return self.score(self.context.dataset.eval_arrays(self.num_samples,
+                                                           seed=REFERENCE_SEED)[0])

@@ -16,11 +16,9 @@ import numpy as np
 from bridge_jax.evaluation.classifier import channel_features
 from bridge_jax.evaluation.frechet import frechet_distance_from_features
 from bridge_jax.evaluators.base import (
-    REAL_SEED,
-    REFERENCE_SEED,
     EvalContext,
-    Evaluator,
     Metrics,
+    RealFeatureEvaluator,
     check_digit_images,
 )
 
@@ -28,7 +26,7 @@ DEFAULT_NUM_SAMPLES = 10_000
 MAX_REAL_IMAGES = 10_000
 
 
-class FrechetEvaluator(Evaluator):
+class FrechetEvaluator(RealFeatureEvaluator):
     """``fd``: FD-MNIST-classifier of the samples' channels against real channels."""
 
     name = "fd"
@@ -37,25 +35,15 @@ class FrechetEvaluator(Evaluator):
     def __init__(self, context: EvalContext):
         super().__init__(context)
         check_digit_images(self.name, context.dataset.example_shape)
-        self._real_features: np.ndarray | None = None
 
-    def real_features(self) -> np.ndarray:
-        """Channel features of min(num_samples, MAX_REAL_IMAGES) real images (cached)."""
-        if self._real_features is None:
-            n = min(self.num_samples, MAX_REAL_IMAGES)
-            real = self.context.dataset.eval_arrays(n, seed=REAL_SEED)[0]
-            self._real_features = channel_features(self.context.digit_classifier()[0], real)
-        return self._real_features
+    @property
+    def num_real(self) -> int:
+        return min(self.num_samples, MAX_REAL_IMAGES)
 
-    def score(self, images) -> Metrics:
-        """{"fd": Fréchet distance of the images' channel features to the real ones}."""
-        feats = channel_features(self.context.digit_classifier()[0], images)
-        return {"fd": frechet_distance_from_features(feats, self.real_features())}
+    def features(self, images) -> np.ndarray:
+        """The classifier's penultimate features of every channel, (C·N, 128)."""
+        return channel_features(self.context.digit_classifier()[0], images)
 
-    def evaluate(self, samples: np.ndarray, params, *, step: int) -> Metrics:
-        return self.score(samples)
-
-    def reference(self) -> Metrics:
-        """The FD of num_samples other real images (eval stream REFERENCE_SEED)."""
-        return self.score(self.context.dataset.eval_arrays(self.num_samples,
-                                                           seed=REFERENCE_SEED)[0])
+    def compare(self, real_features, features) -> Metrics:
+        """{"fd": Fréchet distance of the features to the real ones}."""
+        return {"fd": frechet_distance_from_features(features, real_features)}

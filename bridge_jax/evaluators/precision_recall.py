@@ -18,18 +18,16 @@ import numpy as np
 from bridge_jax.evaluation.classifier import image_features
 from bridge_jax.evaluation.precision_recall import DEFAULT_K, precision_recall
 from bridge_jax.evaluators.base import (
-    REAL_SEED,
-    REFERENCE_SEED,
     EvalContext,
-    Evaluator,
     Metrics,
+    RealFeatureEvaluator,
     check_digit_images,
 )
 
 DEFAULT_NUM_SAMPLES = 5000
 
 
-class PrecisionRecallEvaluator(Evaluator):
+class PrecisionRecallEvaluator(RealFeatureEvaluator):
     """``precision`` and ``recall`` of the samples against real data."""
 
     name = "precision_recall"
@@ -40,7 +38,6 @@ class PrecisionRecallEvaluator(Evaluator):
         self._images = bool(context.dataset.is_image)
         if self._images:
             check_digit_images(self.name, context.dataset.example_shape)
-        self._real_features: np.ndarray | None = None
 
     def features(self, x) -> np.ndarray:
         """Where distances are measured: x itself (2-D data) or its digit features."""
@@ -49,21 +46,6 @@ class PrecisionRecallEvaluator(Evaluator):
         x = np.asarray(x, np.float64)
         return x.reshape(x.shape[0], -1)
 
-    def real_features(self) -> np.ndarray:
-        """Features of num_samples real examples (eval stream REAL_SEED), cached."""
-        if self._real_features is None:
-            real = self.context.dataset.eval_arrays(self.num_samples, seed=REAL_SEED)[0]
-            self._real_features = self.features(real)
-        return self._real_features
-
-    def score(self, x) -> Metrics:
-        m = precision_recall(self.real_features(), self.features(x), k=DEFAULT_K)
+    def compare(self, real_features, features) -> Metrics:
+        m = precision_recall(real_features, features, k=DEFAULT_K)
         return {"precision": m["precision"], "recall": m["recall"]}
-
-    def evaluate(self, samples: np.ndarray, params, *, step: int) -> Metrics:
-        return self.score(samples)
-
-    def reference(self) -> Metrics:
-        """Precision and recall of other real data (eval stream REFERENCE_SEED)."""
-        return self.score(self.context.dataset.eval_arrays(self.num_samples,
-                                                           seed=REFERENCE_SEED)[0])
