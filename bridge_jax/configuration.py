@@ -20,10 +20,12 @@ import ml_collections
 
 from bridge_jax import methods as methods_lib
 from bridge_jax import schedules
+from bridge_jax.data import DATASET_NAMES
+from bridge_jax.data.tfds_source import DEFAULT_IMAGE_SIZES
 
 METHODS = methods_lib.METHOD_NAMES
-DATASETS = ("ring", "grid", "mnist", "stacked_mnist", "tfds")
-TFDS_DEFAULT_IMAGE_SIZE = {"mnist": 28, "cifar10": 32, "celeb_a": 64}
+DATASETS = DATASET_NAMES
+TFDS_DEFAULT_IMAGE_SIZE = DEFAULT_IMAGE_SIZES
 PARALLEL_MODES = ("jit", "pmap")
 NONFINITE_POLICIES = ("stop", "skip")
 DTYPES = ("float32", "bfloat16")

