@@ -13,6 +13,8 @@ precision_recall   ring, grid, mnist,           improved precision / recall (k =
                    stacked_mnist
 diagnostics        any (method bridge, vae or   critic logits, ELBO weights and ESS,
                    adversarial)                 gradient norms of the loss's terms
+digit_balance      stacked_mnist (a method      per-digit shares of samples, nearest
+                   with an encoder)             codes, reconstructions, posterior samples
 =================  ===========================  ========================================
 
 The registry below says which data and methods each one fits, so that
@@ -40,6 +42,7 @@ class _Entry:
     cls: str  # the Evaluator subclass in it
     datasets: tuple[str, ...] | None  # the data.name values it fits (None: any)
     needs_bridge_terms: bool = False  # needs an encoder (ELBO term) and a joint critic d(x, z)
+    needs_encoder: bool = False  # needs an encoder q(z|x)
 
 
 _REGISTRY: dict[str, _Entry] = {
@@ -50,6 +53,8 @@ _REGISTRY: dict[str, _Entry] = {
                                ("ring", "grid", "mnist", "stacked_mnist")),
     "diagnostics": _Entry("diagnostics", "DiagnosticsEvaluator", None,
                           needs_bridge_terms=True),
+    "digit_balance": _Entry("digit_balance", "DigitBalanceEvaluator", ("stacked_mnist",),
+                            needs_encoder=True),
 }
 EVALUATOR_NAMES = tuple(_REGISTRY)
 
@@ -92,6 +97,10 @@ def compatibility_error(names: str, dataset_name: str, method: str) -> str | Non
         if entry.needs_bridge_terms and method not in _bridge_term_methods():
             return (f"eval.evaluators: {name!r} needs a method with an encoder and a joint "
                     f"critic d(x, z) ({_either(_bridge_term_methods())}), got {method!r}")
+        encoder_methods = tuple(m.name for m in methods_lib.METHODS.values() if m.encoder)
+        if entry.needs_encoder and method not in encoder_methods:
+            return (f"eval.evaluators: {name!r} needs a method with an encoder "
+                    f"({_either(encoder_methods)}), got {method!r}")
     return None
 
 
