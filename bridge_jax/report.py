@@ -38,6 +38,7 @@ from bridge_jax.report_data import (
     metric_stat,
     num_modes,
     runs_by_dataset,
+    save_records,
 )
 
 PROG = "bridge_jax.report"
@@ -468,8 +469,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--headline", default="", metavar="RUN,RUN,...",
                         help="also write headline.md: the reference row and these runs, "
                              "main metrics only (the README's compact tables)")
+    parser.add_argument("--save-records", default="", metavar="DIR",
+                        help="with one WORKDIR: first copy its records (configs, members, "
+                             "summaries, metrics, final samples; no checkpoints) to DIR and "
+                             "report from there")
     args = parser.parse_args(argv)
     try:
+        if args.save_records:
+            if len(args.workdirs) != 1:
+                raise ReportError("--save-records takes exactly one WORKDIR")
+            save_records(args.workdirs[0], args.save_records)
+            args.workdirs = [args.save_records]
         write_report(args.workdirs, args.out, plots=not args.no_plots,
                      headline=[n for n in args.headline.split(",") if n])
     except ReportError as e:

@@ -356,3 +356,28 @@ def num_modes(evals: list[dict]) -> int | None:
         if isinstance(e.get("kl_channel_marginals"), list):
             return 10 ** len(e["kl_channel_marginals"])
     return None
+
+
+RECORD_FILES = ("config.json", "members.json", "summary.json", "metrics.jsonl", "samples.npy")
+
+
+def save_records(path: str, dest: str) -> list[str]:
+    """Copies what the report reads of the workdir ``path`` (a sweep or a single run) to
+    ``dest``: sweep.json and each group's RECORD_FILES, without checkpoints, TensorBoard
+    events or pictures, so that a results table can be rewritten (and checked) from the
+    repository alone. Returns the files written."""
+    import shutil
+
+    workdir = load_workdir(path)
+    written = []
+    if os.path.exists(os.path.join(path, "sweep.json")):
+        os.makedirs(dest, exist_ok=True)
+        written.append(shutil.copy2(os.path.join(path, "sweep.json"), dest))
+    for group in workdir.groups:
+        target = dest if group.path == workdir.path else os.path.join(
+            dest, os.path.relpath(group.path, workdir.path))
+        os.makedirs(target, exist_ok=True)
+        for name in RECORD_FILES:
+            if os.path.exists(os.path.join(group.path, name)):
+                written.append(shutil.copy2(os.path.join(group.path, name), target))
+    return written

@@ -313,3 +313,15 @@ def test_digit_balance_tells_the_priors_allocation_from_the_rendering(digit_clas
     np.testing.assert_allclose(confusion.sum(axis=1), 1.0, rtol=1e-9)
     assert all(len(m[f"digit_balance_{k}"]) == 10 for k in ("samples", "latent_nearest",
                                                            "reconstructions", "real"))
+
+
+def test_on_finite_data_the_reference_is_other_real_data(digit_classifier):
+    """MNIST has 5,000 digits: 5,000 'real' and 5,000 'reference' examples would be the
+    same set (FD 0, precision and recall 1). They are disjoint halves instead."""
+    config = make_config("mnist", evaluators="fd", num_samples=5000)
+    (e,) = make_evaluators(config, make_context(config, classifier=digit_classifier))
+    real, other = e._real_and_reference()
+    assert len(real) == len(other) == 2500
+    flat = lambda a: {row.tobytes() for row in a.reshape(len(a), -1)}  # noqa: E731
+    assert not flat(real) & flat(other)
+    assert e.reference()["fd"] > 0.05  # two different samples of real digits

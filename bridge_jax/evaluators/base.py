@@ -107,11 +107,25 @@ class RealFeatureEvaluator(Evaluator):
     def compare(self, real_features: np.ndarray, features: np.ndarray) -> Metrics:
         raise NotImplementedError
 
+    def _real_and_reference(self) -> tuple[np.ndarray, np.ndarray]:
+        """(``num_real`` real examples, ``num_samples`` others). A finite dataset of N
+        examples is split into disjoint halves of one eval-stream permutation (at most
+        N/2 each), so that the reference compares real data with *other* real data; an
+        infinite source draws both from eval streams REAL_SEED and REFERENCE_SEED."""
+        dataset = self.context.dataset
+        total = dataset.num_examples
+        if total is None:
+            return (dataset.eval_arrays(self.num_real, seed=REAL_SEED)[0],
+                    dataset.eval_arrays(self.num_samples, seed=REFERENCE_SEED)[0])
+        everything = dataset.eval_arrays(total, seed=REAL_SEED)[0]
+        half = total // 2
+        return (everything[:min(self.num_real, half)],
+                everything[half:half + min(self.num_samples, total - half)])
+
     def real_features(self) -> np.ndarray:
-        """Features of ``num_real`` real examples (eval stream REAL_SEED), cached."""
+        """Features of the real examples (see :meth:`_real_and_reference`), cached."""
         if self._real_features is None:
-            real = self.context.dataset.eval_arrays(self.num_real, seed=REAL_SEED)[0]
-            self._real_features = self.features(real)
+            self._real_features = self.features(self._real_and_reference()[0])
         return self._real_features
 
     def score(self, x) -> Metrics:
@@ -121,6 +135,5 @@ class RealFeatureEvaluator(Evaluator):
         return self.score(samples)
 
     def reference(self) -> Metrics:
-        """The metrics of num_samples other real examples (eval stream REFERENCE_SEED)."""
-        return self.score(self.context.dataset.eval_arrays(self.num_samples,
-                                                           seed=REFERENCE_SEED)[0])
+        """The metrics of real examples that are not the compared-against ones."""
+        return self.score(self._real_and_reference()[1])
