@@ -6,9 +6,10 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# Markdown links and backquoted repository paths (with or without :variant / globs).
+# Markdown links, and backquoted repository paths that are a whole code span (a span
+# with a glob, a :variant or arguments is not a file name).
 LINK = re.compile(r"\]\(([^)#\s]+)")
-PATH = re.compile(r"`((?:bridge_jax|configs|docs|examples|launch|results|tests)/[^`\s:*{}]*)")
+PATH = re.compile(r"`((?:bridge_jax|configs|docs|examples|launch|results|tests)/[^`\s:*{}]*)`")
 
 
 def _cited(markdown: Path) -> set[Path]:
@@ -32,3 +33,29 @@ def test_every_doc_is_linked_from_the_readme():
     linked = _cited(readme)
     for doc in sorted((ROOT / "docs").glob("*.md")):
         assert doc.resolve() in linked, f"README.md does not link {doc.relative_to(ROOT)}"
+
+
+# The results the README quotes: written by the report command from the stored records
+# of the sweeps (results/records/<sweep>/: each group's config, members, summary and
+# metrics as the trainer wrote them, without checkpoints).
+RECORDS = ROOT / "results" / "records"
+REPORTED = ROOT / "docs" / "results"
+HEADLINE_RUNS = ["vae", "adversarial", "nsgan", "bridge_cosine"]
+
+
+def test_the_results_tables_are_what_the_report_writes_from_the_stored_records(tmp_path):
+    from bridge_jax import report
+
+    workdirs = sorted(str(p) for p in RECORDS.iterdir() if (p / "sweep.json").exists())
+    assert workdirs, "no stored sweep records"
+    report.write_report(workdirs, str(tmp_path), headline=HEADLINE_RUNS)
+    for name in ("results.md", "headline.md"):
+        assert (tmp_path / name).read_text() == (REPORTED / name).read_text(), name
+    for plot in sorted(p.name for p in tmp_path.glob("*.png")):
+        assert (REPORTED / plot).exists(), plot
+
+
+def test_the_readme_quotes_the_headline_tables_verbatim():
+    readme = (ROOT / "README.md").read_text()
+    for line in (REPORTED / "headline.md").read_text().splitlines():
+        assert line in readme, line
