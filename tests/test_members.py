@@ -267,3 +267,28 @@ def test_the_readme_run_command_trains_seeds_as_members_and_prints_their_scores(
     assert len(summary["evals"]) == 4 and summary["num_members"] == 4
     for line, evals in zip(lines, summary["evals"], strict=True):
         assert f"modes_covered={evals['modes_covered']}," in line
+
+
+@pytest.mark.parametrize("name, members, group_sizes", [
+    ("ring", 100, [70, 10, 10, 10]), ("grid", 100, [70, 10, 10, 10]),
+    ("stacked_mnist", 10, [1] * 10)])
+def test_the_shipped_sweeps_expand_into_valid_groups(name, members, group_sizes):
+    config = helpers.load_config(f"sweeps/{name}")
+    expanded = sweeps.expand(config)  # validates every member
+    assert len(expanded) == members
+    assert [len(g) for g in sweeps.group_members(expanded)] == group_sizes
+    assert len(sweeps.expand(helpers.load_config(f"sweeps/{name}", "tiny"))) in (20, 10)
+
+
+def test_the_stored_ring_records_are_what_configs_sweeps_ring_py_trains():
+    """The README's ring table came from this config: every stored member config equals
+    the expansion of configs/sweeps/ring.py (the run only turned the progress bar off)."""
+    expanded = {(m.run, m.seed): json.loads(m.config.to_json_best_effort())
+                for m in sweeps.expand(helpers.load_config("sweeps/ring"))}
+    records = ROOT / "results" / "records" / "sweep_ring"
+    stored = [r for g in sorted(records.glob("g*"))
+              for r in json.loads((g / "members.json").read_text())]
+    assert len(stored) == len(expanded) == 100
+    for record in stored:
+        want = expanded[(record["run"], record["seed"])]
+        assert record["config"] == {**want, "progress_bar": False}, record["run"]
