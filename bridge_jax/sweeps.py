@@ -166,15 +166,19 @@ def group_dir(index: int, group: list[Member]) -> str:
 
 
 def sweep_record(config: ml_collections.ConfigDict, groups: list[list[Member]]) -> dict:
-    """sweep.json: the runs (names, labels) and which sub-workdir trains each."""
-    runs: dict[str, str] = {}
-    for g in groups:
-        for m in g:
-            runs.setdefault(m.run, m.label)
+    """sweep.json: the runs (names, labels) in the config's order, and which
+    sub-workdir trains each."""
+    runs = {m.run: m.label for m in sorted((m for g in groups for m in g),
+                                           key=lambda m: _run_position(config, m.run))}
     return {"name": config.sweep.name, "num_seeds": int(config.sweep.num_seeds),
             "runs": [{"name": n, "label": lbl} for n, lbl in runs.items()],
             "groups": [{"dir": group_dir(i, g), "runs": list(dict.fromkeys(m.run for m in g)),
                         "num_members": len(g)} for i, g in enumerate(groups)]}
+
+
+def _run_position(config: ml_collections.ConfigDict, name: str) -> int:
+    names = [r["name"] for r in _runs(config)]
+    return names.index(name) if name in names else len(names)
 
 
 def is_complete(workdir: str) -> bool:
