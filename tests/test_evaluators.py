@@ -23,7 +23,6 @@ from bridge_jax.evaluators import (
     parse_names,
 )
 
-CLASSIFIER_STEPS = 100  # ~8 s on two cores, ~91% held-out accuracy: enough to tell digits
 HQ_EXPECTED = 1.0 - math.exp(-4.5)  # P(‖ε‖ < 3σ) for a 2-D Gaussian ≈ 0.98889
 
 
@@ -55,13 +54,14 @@ def build_one(config, name: str):
 
 
 @pytest.fixture(scope="module")
-def digit_classifier():
-    """A cheaply trained digit classifier: () -> (params, held-out accuracy)."""
+def digit_classifier(cheap_digit_classifier_cache):
+    """The session's cheaply trained digit classifier (tests/conftest.py: 100 steps,
+    about 90% held-out accuracy, saved under the default's name):
+    () -> (params, held-out accuracy)."""
     from bridge_jax.evaluation import classifier as clf
 
-    images, labels = clf.load_mnist_digits()
-    params, accuracy = clf.train_digit_classifier(images, labels, steps=CLASSIFIER_STEPS,
-                                                  batch_size=64, seed=0)
+    params, accuracy = clf.load_classifier(clf.cache_path(
+        cheap_digit_classifier_cache, steps=clf.DEFAULT_STEPS, seed=0))
     assert accuracy > 0.8
     return lambda: (params, accuracy)
 
