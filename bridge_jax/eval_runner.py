@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import os
 from typing import Any
 
@@ -106,16 +105,3 @@ def scalars(metrics: dict[str, Any], prefix: str = "eval/") -> dict[str, float]:
     """The scalar metrics of an evaluation (lists left out), with ``prefix``."""
     return {prefix + k: float(v) for k, v in metrics.items()
             if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)}
-
-
-def jsonable(x):
-    """Metrics as JSON values: non-finite floats as the strings 'inf', '-inf', 'nan'."""
-    if isinstance(x, dict):
-        return {k: jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple, np.ndarray)):
-        return [jsonable(v) for v in x]
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        return float(x) if math.isfinite(x) else str(float(x))
-    return x

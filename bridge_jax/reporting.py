@@ -32,12 +32,13 @@ class MetricWriter:
             self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a", buffering=1)
             self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
 
+    def _write_line(self, record: dict) -> None:
+        self._jsonl.write(json.dumps(jsonable(record)) + "\n")
+
     def write_scalars(self, step: int, scalars: dict[str, float]) -> None:
         if not self.enabled:
             return
-        clean = {k: (float(v) if math.isfinite(float(v)) else str(float(v)))
-                 for k, v in scalars.items()}
-        self._jsonl.write(json.dumps({"step": int(step), **clean}) + "\n")
+        self._write_line({"step": int(step), **{k: float(v) for k, v in scalars.items()}})
         for name, value in scalars.items():
             self._tb.add_scalar(name, float(value), int(step))
 
@@ -47,9 +48,8 @@ class MetricWriter:
         and TensorBoard scalars ``eval/<tag><metric>`` (tag names the member, or "")."""
         if not self.enabled:
             return
-        clean = {k: (float(v) if math.isfinite(float(v)) else str(float(v)))
-                 for k, v in scalars.items()}
-        self._jsonl.write(json.dumps({"step": int(step), "member": int(member), **clean}) + "\n")
+        self._write_line({"step": int(step), "member": int(member),
+                          **{k: float(v) for k, v in scalars.items()}})
         for name, value in scalars.items():  # ∞ (e.g. KL with no HQ sample): jsonl only
             if math.isfinite(float(value)):
                 self._tb.add_scalar("eval/" + tag + name.removeprefix("eval/"), float(value),
@@ -66,6 +66,20 @@ class MetricWriter:
         if self.enabled:
             self._jsonl.close()
             self._tb.close()
+
+
+def jsonable(x):
+    """Values as JSON: non-finite floats as the strings 'inf', '-inf', 'nan' (what
+    metrics.jsonl and summary.json hold; ``report_data.from_json`` reads them back)."""
+    if isinstance(x, dict):
+        return {k: jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple, np.ndarray)):
+        return [jsonable(v) for v in x]
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        return float(x) if math.isfinite(x) else str(float(x))
+    return x
 
 
 def read_metrics(workdir: str, kind: str = "train") -> list[dict]:

@@ -35,8 +35,9 @@ import ml_collections
 
 from bridge_jax import checkpointing, configuration, data, members, reporting, sweeps
 from bridge_jax import train_loop as loop_lib
-from bridge_jax.eval_runner import EvalRunner, jsonable
+from bridge_jax.eval_runner import EvalRunner
 from bridge_jax.parallel import DataParallel
+from bridge_jax.reporting import jsonable
 from bridge_jax.train_loop import NonFiniteError, SigtermFlag
 
 # Re-exported: the data stream and initial state of a config.
@@ -170,7 +171,7 @@ def format_evals(result: TrainResult) -> list[str]:
 
     lines = []
     for m, metrics in enumerate(result.evals):
-        cells = [f"{k[5:]}={v:.4g}" for k, v in scalars(metrics).items()]
+        cells = [f"{k}={v:.4g}" for k, v in scalars(metrics, prefix="").items()]
         who = result.labels[m] + (f" seed {result.seeds[m]}" if len(result.evals) > 1 else "")
         if cells:
             lines.append(f"{who}: " + ", ".join(cells))

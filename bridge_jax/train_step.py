@@ -32,7 +32,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 import optax
 
 from bridge_jax import configuration, divergences, losses
@@ -325,13 +324,3 @@ def describe_nonfinite(what: int) -> str:
     """Names the quantities set in a first_nonfinite_what bit mask."""
     names = [n for i, n in enumerate(NONFINITE_QUANTITIES) if what & (1 << i)]
     return ", ".join(names) or "unknown"
-
-
-def first_nonfinite_records(state: TrainState) -> list[dict[str, Any] | None]:
-    """Per member of a state (one, or stacked along a leading axis): None, or
-    {"step", "what"} of its first non-finite update — the step it stopped at under
-    ``nonfinite_policy=stop`` and the quantities named by :func:`describe_nonfinite`."""
-    steps = np.atleast_1d(np.asarray(state.first_nonfinite_step))
-    whats = np.atleast_1d(np.asarray(state.first_nonfinite_what))
-    return [None if step < 0 else {"step": int(step), "what": describe_nonfinite(int(what))}
-            for step, what in zip(steps, whats, strict=True)]

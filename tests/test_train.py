@@ -22,7 +22,6 @@ import pytest
 from bridge_jax import (
     checkpointing,
     configuration,
-    eval_runner,
     losses,
     methods,
     reporting,
@@ -169,7 +168,7 @@ def _assert_evaluated(name, config, lines, summary, result):
     evals = [r for r in lines if "member" in r]
     assert [(r["step"], r["member"]) for r in evals] == [(2, 0), (4, 0)]  # eval.every=2
     assert summary["evals_step"] == 4
-    assert [eval_runner.jsonable(e) for e in result.evals] == [summary["evals"]]
+    assert [reporting.jsonable(e) for e in result.evals] == [summary["evals"]]
     assert EVAL_KEYS[name] <= set(summary["evals"]), summary["evals"]
     assert {f"eval/{k}" for k in EVAL_KEYS[name]} <= set(evals[-1])
     for k in EVAL_KEYS[name]:
