@@ -4,8 +4,10 @@
         --config.alpha.schedule=linear --config.batch_size=512
 
 Flags are parsed by absl; ``--config`` is an ml_collections config file (its
-``get_config()``, optionally ``file.py:arg``) whose fields any
-``--config.a.b=value`` flag overrides. Multi-host runs join JAX's own
+``get_config()``, optionally ``file.py:arg``) or the name of a shipped config
+(``ring``, ``ring:tiny``, ``sweeps/ring``: ``bridge_jax.config_names``), whose fields
+any ``--config.a.b=value`` flag overrides. Installed, the same command is
+``bridge-jax-train --config=ring --workdir=...``. Multi-host runs join JAX's own
 distributed runtime: ``--distributed`` auto-detects a Cloud TPU pod; the
 ``--coordinator_address/--num_processes/--process_id`` flags set it by hand.
 Bad settings (flags, config overrides, config values, unreadable checkpoints,
@@ -23,6 +25,8 @@ import sys
 
 from absl import app, flags
 from ml_collections import config_flags
+
+from bridge_jax import config_names
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Experiment config file.", lock_config=True)
@@ -107,5 +111,20 @@ def main(argv):
     for line in train.format_evals(result):
         print(f"bridge_jax: scores: {line}")
 
+
+def _parse_flags_with_config_names(argv: list[str]) -> list[str]:
+    """:func:`_parse_flags` after ``--config=NAME`` is resolved to a shipped config file."""
+    try:
+        argv = config_names.resolve_config_flag(argv)
+    except config_names.UnknownConfigError as err:
+        _fail(str(err))
+    return _parse_flags(argv)
+
+
+def run() -> None:
+    """The ``bridge-jax-train`` console script (and ``python -m bridge_jax.main``)."""
+    app.run(main, flags_parser=_parse_flags_with_config_names)
+
+
 if __name__ == "__main__":
-    app.run(main, flags_parser=_parse_flags)
+    run()

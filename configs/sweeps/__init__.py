@@ -1,0 +1,1 @@
+"""The sweeps behind the results tables (``--config=sweeps/ring`` once installed)."""
