@@ -1,72 +1,124 @@
 #!/usr/bin/env bash
-# Creates (or reuses) a Cloud TPU VM pod slice and runs bridge_jax on every worker.
+# Creates (or reuses) a Cloud TPU VM pod slice and trains bridge_jax on every worker.
 #
-#   bash launch/tpu_pod.sh --name=bridge-v4-32 --zone=us-central2-b \
-#       --accelerator=v4-32 --version=tpu-ubuntu2204-base \
-#       --config=configs/cifar10.py --workdir=/mnt/runs/cifar [--dry-run] \
-#       [-- --config.batch_size=1024 ...]
+#   bash launch/tpu_pod.sh --name=bridge-v4-32 --zone=us-central2-b --accelerator=v4-32 \
+#       --config=cifar10 --workdir=gs://BUCKET/runs/cifar [--project=P] [--detach] \
+#       [--dry-run] [-- --config.batch_size=1024 ...]
 #
-# Every worker gets the same command (`gcloud ... tpu-vm ssh --worker=all`); each
-# runs `python -m bridge_jax.main --distributed`, which calls
-# jax.distributed.initialize() so JAX finds its peers from the TPU metadata, and
-# each host then reads only its own slice of the global batch. The workdir must be
-# a directory every worker sees at the same path (orbax writes each host's shards
-# of a checkpoint there; process 0 writes metrics and samples): e.g. a Cloud
-# Storage bucket mounted with gcsfuse on every worker, or NFS/Filestore. The
-# tfds data_dir (if any) must be readable by every worker too. --dry-run prints
-# the gcloud commands instead of running them.
+# Steps (each a command; --dry-run prints them all and runs none, not even the local tar):
+#  1. the slice: `describe`, and `create` if it does not exist (--accelerator, --version);
+#  2. the code: a versioned tarball of this checkout (bridge_jax/, configs/, pyproject.toml,
+#     requirements.txt, README.md, LICENSE) copied to every worker and unpacked into a fresh
+#     ~/bridge_jax that replaces the old one whole (never copied into it), or with
+#     --repo=URL a fresh `git clone` there; ~/bridge_jax/VERSION names what was shipped;
+#  3. Python: the TPU image's Python (3.10 on tpu-ubuntu2204-base) is too old for the pins
+#     (requirements.txt needs >= 3.11), so uv (pinned, from PyPI) installs a managed
+#     Python --python (default 3.11) and a venv ~/bridge_jax_venv-pyX.Y (kept between
+#     runs), into which it installs requirements.txt and jax[tpu] at the pinned version;
+#  4. training: one process per worker (`ssh --worker=all`), `--distributed` so that
+#     jax.distributed.initialize() finds the coordinator and its peers from the TPU
+#     metadata; the progress bar off (`--config.progress_bar=False`: a pod logs lines,
+#     see docs/tpu.md), the output also in ~/bridge_jax_train.log on every worker.
+#     --detach starts it in the background (it survives the ssh session) and returns.
+# The workdir must be one place every worker sees: a gs:// bucket or a shared mount
+# (docs/tpu.md: permissions, watching progress, preemption).
 set -euo pipefail
-NAME="" ZONE="" ACCEL="v4-8" VERSION="tpu-ubuntu2204-base" CONFIG="configs/cifar10.py"
-WORKDIR="" DRY_RUN=0 REPO_URL="${REPO_URL:-}" EXTRA=()
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+NAME="" ZONE="" PROJECT="" ACCEL="v4-8" VERSION="tpu-ubuntu2204-base" CONFIG="cifar10"
+WORKDIR="" PYTHON="3.11" UV_VERSION="0.13.8" REPO_URL="${REPO_URL:-}" DETACH=0 DRY_RUN=0
+EXTRA=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --name=*) NAME="${1#*=}" ;;
     --zone=*) ZONE="${1#*=}" ;;
+    --project=*) PROJECT="${1#*=}" ;;
     --accelerator=*) ACCEL="${1#*=}" ;;
     --version=*) VERSION="${1#*=}" ;;
     --config=*) CONFIG="${1#*=}" ;;
     --workdir=*) WORKDIR="${1#*=}" ;;
+    --python=*) PYTHON="${1#*=}" ;;
     --repo=*) REPO_URL="${1#*=}" ;;
+    --detach) DETACH=1 ;;
     --dry-run) DRY_RUN=1 ;;
     --) shift; EXTRA=("$@"); break ;;
-    *) echo "tpu_pod.sh: unknown argument $1" >&2; exit 2 ;;
+    *) echo "tpu_pod.sh: error: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
 done
+fail() { echo "tpu_pod.sh: error: $*" >&2; exit 2; }
 for var in NAME ZONE WORKDIR; do
-  if [[ -z "${!var}" ]]; then
-    echo "tpu_pod.sh: --$(echo "$var" | tr 'A-Z' 'a-z')=... is required" >&2; exit 2
-  fi
+  [[ -n "${!var}" ]] || fail "--$(tr 'A-Z' 'a-z' <<< "$var")=... is required"
 done
+[[ "$PYTHON" =~ ^3\.(1[1-9]|[2-9][0-9])$ ]] \
+  || fail "--python=$PYTHON: the pinned requirements need Python 3.11 or newer (e.g. 3.11)"
+JAX_VERSION="$(sed -n 's/^jax==//p' "$ROOT/requirements.txt")"
+[[ -n "$JAX_VERSION" ]] || fail "requirements.txt pins no jax version (jax==...)"
 
-run() {
-  if [[ $DRY_RUN == 1 ]]; then printf '%q ' "$@"; echo; else "$@"; fi
+show() {  # one command as a shell line: plain words bare, the others single-quoted
+  local words=() word sq="'"
+  for word in "$@"; do
+    if [[ $word =~ ^[A-Za-z0-9_./:=@%+,-]+$ ]]; then words+=("$word")
+    else words+=("'${word//$sq/$sq\\$sq$sq}'"); fi
+  done
+  echo "${words[*]}"
 }
+run() {  # prints (--dry-run) or runs one command
+  if [[ $DRY_RUN == 1 ]]; then show "$@"; else "$@"; fi
+}
+q() { printf '%q' "$1"; }  # quotes a value for the workers' shell
+GCLOUD=(gcloud compute tpus tpu-vm)
+WHERE=(--zone="$ZONE")
+[[ -z "$PROJECT" ]] || WHERE+=(--project="$PROJECT")
+on_all_workers() { run "${GCLOUD[@]}" ssh "$NAME" "${WHERE[@]}" --worker=all --command="$1"; }
 
-# 1. Create the slice if it does not exist yet.
-if [[ $DRY_RUN == 1 ]] || ! gcloud compute tpus tpu-vm describe "$NAME" --zone="$ZONE" \
-    >/dev/null 2>&1; then
-  run gcloud compute tpus tpu-vm create "$NAME" --zone="$ZONE" \
-    --accelerator-type="$ACCEL" --version="$VERSION"
+# 1. The slice.
+echo "# 1. the slice (created only if describe fails)"
+if [[ $DRY_RUN == 1 ]]; then
+  run "${GCLOUD[@]}" describe "$NAME" "${WHERE[@]}"
+  run "${GCLOUD[@]}" create "$NAME" "${WHERE[@]}" --accelerator-type="$ACCEL" --version="$VERSION"
+elif ! "${GCLOUD[@]}" describe "$NAME" "${WHERE[@]}" >/dev/null 2>&1; then
+  run "${GCLOUD[@]}" create "$NAME" "${WHERE[@]}" --accelerator-type="$ACCEL" --version="$VERSION"
 fi
 
-# 2. Install on every worker: the code (git clone of REPO_URL, or scp of this checkout)
-#    and the pinned environment with JAX's TPU wheels.
-SETUP='cd ~/bridge_jax && python3 -m venv .venv && .venv/bin/pip install -q -r requirements.txt'
-SETUP+=' && .venv/bin/pip install -q "jax[tpu]==$(grep ^jax== requirements.txt | cut -d= -f3)"'
-SETUP+=' && .venv/bin/pip install -q --no-deps -e .'
+# 2. The code, replacing ~/bridge_jax whole.
+CODE_VERSION="$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unversioned)"
+CODE_VERSION+="-$(date -u +%Y%m%dT%H%M%SZ)"
+REPLACE="rm -rf ~/bridge_jax && mv ~/bridge_jax.next ~/bridge_jax"
+REPLACE+=" && echo $(q "$CODE_VERSION") > ~/bridge_jax/VERSION"
+echo "# 2. the code: ~/bridge_jax replaced whole, version $CODE_VERSION"
 if [[ -n "$REPO_URL" ]]; then
-  run gcloud compute tpus tpu-vm ssh "$NAME" --zone="$ZONE" --worker=all \
-    --command="rm -rf ~/bridge_jax && git clone $REPO_URL ~/bridge_jax && $SETUP"
+  on_all_workers "rm -rf ~/bridge_jax.next && git clone --depth=1 $(q "$REPO_URL") \
+~/bridge_jax.next && $REPLACE"
 else
-  ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-  run gcloud compute tpus tpu-vm scp --recurse "$ROOT" "$NAME":~/bridge_jax \
-    --zone="$ZONE" --worker=all
-  run gcloud compute tpus tpu-vm ssh "$NAME" --zone="$ZONE" --worker=all --command="$SETUP"
+  TARBALL_NAME="bridge_jax-$CODE_VERSION.tar.gz"
+  TARBALL="${TMPDIR:-/tmp}/$TARBALL_NAME"
+  run tar -czf "$TARBALL" -C "$ROOT" --exclude=__pycache__ --exclude='*.pyc' \
+    bridge_jax configs pyproject.toml requirements.txt README.md LICENSE
+  run "${GCLOUD[@]}" scp "$TARBALL" "$NAME:$TARBALL_NAME" "${WHERE[@]}" --worker=all
+  run rm -f "$TARBALL"
+  on_all_workers "rm -rf ~/bridge_jax.next && mkdir ~/bridge_jax.next \
+&& tar -xzf ~/$TARBALL_NAME -C ~/bridge_jax.next && rm ~/$TARBALL_NAME && $REPLACE"
 fi
 
-# 3. Train on all workers at once.
-CMD="cd ~/bridge_jax && .venv/bin/python -m bridge_jax.main --distributed"
-CMD+=" --config=$CONFIG --workdir=$WORKDIR --config.progress_bar=False"
-for arg in "${EXTRA[@]+"${EXTRA[@]}"}"; do CMD+=" $(printf '%q' "$arg")"; done
-run gcloud compute tpus tpu-vm ssh "$NAME" --zone="$ZONE" --worker=all --command="$CMD"
+# 3. Python >= 3.11 and the pinned environment, with uv.
+VENV="~/bridge_jax_venv-py$PYTHON"
+UV="~/.local/bin/uv"
+echo "# 3. Python $PYTHON (uv $UV_VERSION) and the pinned requirements + jax[tpu]==$JAX_VERSION"
+on_all_workers "python3 -m pip install --user --quiet uv==$UV_VERSION \
+&& $UV python install $PYTHON && { [ -x $VENV/bin/python ] || $UV venv --python $PYTHON $VENV; } \
+&& $UV pip install --quiet --python $VENV/bin/python -r ~/bridge_jax/requirements.txt \
+\"jax[tpu]==$JAX_VERSION\""
+
+# 4. Train: one process per worker, the coordinator found from the TPU metadata.
+TRAIN="PYTHONUNBUFFERED=1 $VENV/bin/python -m bridge_jax.main --distributed"
+TRAIN+=" --config=$(q "$CONFIG") --workdir=$(q "$WORKDIR") --config.progress_bar=False"
+for arg in "${EXTRA[@]+"${EXTRA[@]}"}"; do TRAIN+=" $(q "$arg")"; done
+LOG="~/bridge_jax_train.log"
+echo "# 4. training on every worker (log: $LOG on each)"
+if [[ $DETACH == 1 ]]; then
+  on_all_workers "cd ~/bridge_jax && { setsid nohup env $TRAIN > $LOG 2>&1 < /dev/null & }"
+  echo "# started in the background; follow worker 0 with:"
+  echo "#   ${GCLOUD[*]} ssh $NAME ${WHERE[*]} --worker=0 --command='tail -f $LOG'"
+else
+  on_all_workers "cd ~/bridge_jax && set -o pipefail && $TRAIN 2>&1 | tee $LOG"
+fi
