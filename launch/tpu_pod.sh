@@ -2,11 +2,13 @@
 # Creates (or reuses) a Cloud TPU VM pod slice and trains bridge_jax on every worker.
 #
 #   bash launch/tpu_pod.sh --name=bridge-v4-32 --zone=us-central2-b --accelerator=v4-32 \
-#       --config=cifar10 --workdir=gs://BUCKET/runs/cifar [--project=P] [--detach] \
-#       [--dry-run] [-- --config.batch_size=1024 ...]
+#       --config=cifar10 --workdir=/mnt/bucket/runs/cifar [--project=P] [--spot] \
+#       [--service-account=SA] [--detach] [--dry-run] [-- --config.batch_size=1024 ...]
 #
 # Steps (each a command; --dry-run prints them all and runs none, not even the local tar):
-#  1. the slice: `describe`, and `create` if it does not exist (--accelerator, --version);
+#  1. the slice: `describe`; `create` if it does not exist (--accelerator, --version,
+#     --spot, --service-account), after a `delete` if it was preempted or terminated (so
+#     rerunning the same command after a preemption resumes from the workdir's checkpoint);
 #  2. the code: a versioned tarball of this checkout (bridge_jax/, configs/, pyproject.toml,
 #     requirements.txt, README.md, LICENSE) copied to every worker and unpacked into a fresh
 #     ~/bridge_jax that replaces the old one whole (never copied into it), or with
@@ -24,7 +26,7 @@
 # (docs/tpu.md: permissions, watching progress, preemption).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-NAME="" ZONE="" PROJECT="" ACCEL="v4-8" VERSION="tpu-ubuntu2204-base" CONFIG="cifar10"
+NAME="" ZONE="" PROJECT="" SPOT=0 SERVICE_ACCOUNT="" ACCEL="v4-8" VERSION="tpu-ubuntu2204-base" CONFIG="cifar10"
 WORKDIR="" PYTHON="3.11" UV_VERSION="0.13.8" REPO_URL="${REPO_URL:-}" DETACH=0 DRY_RUN=0
 EXTRA=()
 while [[ $# -gt 0 ]]; do
@@ -37,6 +39,8 @@ while [[ $# -gt 0 ]]; do
     --config=*) CONFIG="${1#*=}" ;;
     --workdir=*) WORKDIR="${1#*=}" ;;
     --python=*) PYTHON="${1#*=}" ;;
+    --service-account=*) SERVICE_ACCOUNT="${1#*=}" ;;
+    --spot) SPOT=1 ;;
     --repo=*) REPO_URL="${1#*=}" ;;
     --detach) DETACH=1 ;;
     --dry-run) DRY_RUN=1 ;;
@@ -72,12 +76,22 @@ WHERE=(--zone="$ZONE")
 on_all_workers() { run "${GCLOUD[@]}" ssh "$NAME" "${WHERE[@]}" --worker=all --command="$1"; }
 
 # 1. The slice.
-echo "# 1. the slice (created only if describe fails)"
+CREATE=("${GCLOUD[@]}" create "$NAME" "${WHERE[@]}" --accelerator-type="$ACCEL"
+        --version="$VERSION" --scopes=https://www.googleapis.com/auth/cloud-platform)
+[[ $SPOT == 0 ]] || CREATE+=(--spot)
+[[ -z "$SERVICE_ACCOUNT" ]] || CREATE+=(--service-account="$SERVICE_ACCOUNT")
+DESCRIBE=("${GCLOUD[@]}" describe "$NAME" "${WHERE[@]}" --format=value\(state\))
+DELETE=("${GCLOUD[@]}" delete "$NAME" "${WHERE[@]}" --quiet)
+echo "# 1. the slice: created if describe fails; deleted first if PREEMPTED or TERMINATED"
 if [[ $DRY_RUN == 1 ]]; then
-  run "${GCLOUD[@]}" describe "$NAME" "${WHERE[@]}"
-  run "${GCLOUD[@]}" create "$NAME" "${WHERE[@]}" --accelerator-type="$ACCEL" --version="$VERSION"
-elif ! "${GCLOUD[@]}" describe "$NAME" "${WHERE[@]}" >/dev/null 2>&1; then
-  run "${GCLOUD[@]}" create "$NAME" "${WHERE[@]}" --accelerator-type="$ACCEL" --version="$VERSION"
+  run "${DESCRIBE[@]}"; run "${DELETE[@]}"; run "${CREATE[@]}"
+else
+  STATE="$("${DESCRIBE[@]}" 2>/dev/null || echo MISSING)"
+  case "$STATE" in
+    MISSING) run "${CREATE[@]}" ;;
+    PREEMPTED|TERMINATED) run "${DELETE[@]}"; run "${CREATE[@]}" ;;
+    *) echo "# reusing $NAME (state $STATE)" ;;
+  esac
 fi
 
 # 2. The code, replacing ~/bridge_jax whole.

@@ -7,7 +7,8 @@ pinned requirements plus ``jax[tpu]`` at the pinned version, training is one pro
 per worker with ``--distributed`` and the workdir passed through unchanged. The code
 shipping is run for real on this machine (the printed ``tar``, then the workers' unpack
 command twice in a scratch HOME): a second launch replaces ``~/bridge_jax`` instead of
-nesting a copy inside it.
+nesting a copy inside it. A launch without ``--dry-run`` against a stand-in ``gcloud``
+reuses a ready slice, creates a missing one and recreates a preempted one.
 """
 
 from __future__ import annotations
@@ -27,15 +28,26 @@ BASE_ARGS = ["--name=bridge-v4-32", "--zone=us-central2-b", "--accelerator=v4-32
              "--config=ring:tiny", f"--workdir={WORKDIR}"]
 
 
-def _launch(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+# A stand-in for gcloud: records each call; `describe` answers the slice's state
+# ($FAKE_TPU_STATE), or fails as for a slice that does not exist (MISSING).
+FAKE_GCLOUD = """#!/bin/sh
+echo "$@" >> "$FAKE_GCLOUD_CALLS"
+case "$*" in
+  *" describe "*) [ "$FAKE_TPU_STATE" = MISSING ] && exit 1; echo "$FAKE_TPU_STATE";;
+esac
+exit 0
+"""
+
+
+def _launch(tmp_path: Path, *args: str, state: str = "READY") -> subprocess.CompletedProcess:
     fake_bin = tmp_path / "bin"
     fake_bin.mkdir(exist_ok=True)
-    gcloud = fake_bin / "gcloud"
-    gcloud.write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path / 'gcloud_calls'}\n")
-    gcloud.chmod(0o755)
+    (fake_bin / "gcloud").write_text(FAKE_GCLOUD)
+    (fake_bin / "gcloud").chmod(0o755)
     (tmp_path / "tmp").mkdir(exist_ok=True)
     env = {**os.environ, "PATH": f"{fake_bin}:{os.environ['PATH']}",
-           "TMPDIR": str(tmp_path / "tmp")}
+           "TMPDIR": str(tmp_path / "tmp"), "FAKE_TPU_STATE": state,
+           "FAKE_GCLOUD_CALLS": str(tmp_path / "gcloud_calls")}
     return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True,
                           env=env, timeout=60)
 
@@ -73,13 +85,15 @@ def _pinned(name: str) -> str:
 def test_the_dry_run_prints_the_slice_the_code_the_install_and_the_run_and_runs_none(tmp_path):
     commands = _dry_run(tmp_path, *BASE_ARGS)
     tools = [c[0] if c[0] != "gcloud" else " ".join(c[:5]) for c in commands]
-    assert tools == ["gcloud compute tpus tpu-vm describe", "gcloud compute tpus tpu-vm create",
-                     "tar", "gcloud compute tpus tpu-vm scp", "rm",
-                     "gcloud compute tpus tpu-vm ssh", "gcloud compute tpus tpu-vm ssh",
-                     "gcloud compute tpus tpu-vm ssh"]
-    create = commands[1]
+    gcloud = "gcloud compute tpus tpu-vm"
+    assert tools == [f"{gcloud} describe", f"{gcloud} delete", f"{gcloud} create", "tar",
+                     f"{gcloud} scp", "rm", f"{gcloud} ssh", f"{gcloud} ssh", f"{gcloud} ssh"]
+    create = commands[2]
     assert "--accelerator-type=v4-32" in create and "--zone=us-central2-b" in create
-    scp = commands[3]
+    assert "--spot" not in create
+    spot = _dry_run(tmp_path, *BASE_ARGS, "--spot", "--service-account=sa@p.iam")[2]
+    assert spot[-2:] == ["--spot", "--service-account=sa@p.iam"]
+    scp = commands[4]
     assert "--recurse" not in scp and "--worker=all" in scp  # one file, not a directory
 
 
@@ -127,7 +141,7 @@ def test_a_second_launch_replaces_the_code_instead_of_nesting_it(tmp_path):
         scratch = tmp_path / f"launch{launch}"
         scratch.mkdir()
         commands = _dry_run(scratch, *BASE_ARGS)
-        tar, scp = commands[2], commands[3]
+        tar, scp = commands[3], commands[4]
         subprocess.run(tar, check=True, timeout=60)  # the local tarball, for real
         tarball = Path(tar[tar.index("-czf") + 1])
         remote_name = scp[scp.index(str(tarball)) + 1].split(":", 1)[1]
@@ -145,6 +159,19 @@ def test_a_second_launch_replaces_the_code_instead_of_nesting_it(tmp_path):
     assert not (code / "bridge_jax" / "bridge_jax").exists(), "nested copy"
     assert not (code / "stale_from_launch_0").exists(), "the old code was kept"
     assert sorted(p.name for p in home.iterdir()) == ["bridge_jax"]  # no tarball, no .next
+
+
+def test_a_real_launch_reuses_a_ready_slice_and_recreates_a_preempted_one(tmp_path):
+    """Without --dry-run, against the stand-in gcloud: the slice's state decides."""
+    expected = {"READY": [], "MISSING": ["create"], "PREEMPTED": ["delete", "create"]}
+    for state, slice_calls in expected.items():
+        scratch = tmp_path / state
+        scratch.mkdir()
+        r = _launch(scratch, *BASE_ARGS, state=state)
+        assert r.returncode == 0, r.stderr
+        calls = [line.split()[3] for line in (scratch / "gcloud_calls").read_text().splitlines()]
+        assert calls == ["describe", *slice_calls, "scp", "ssh", "ssh", "ssh"], state
+        assert not any((scratch / "tmp").iterdir()), "the local tarball was left behind"
 
 
 def test_bad_arguments_are_one_line_and_exit_2(tmp_path):
