@@ -22,8 +22,9 @@
 #     metadata; the progress bar off (`--config.progress_bar=False`: a pod logs lines,
 #     see docs/tpu.md), the output also in ~/bridge_jax_train.log on every worker.
 #     --detach starts it in the background (it survives the ssh session) and returns.
-# The workdir must be one place every worker sees: a gs:// bucket or a shared mount
-# (docs/tpu.md: permissions, watching progress, preemption).
+# The workdir must be one place every worker sees: an absolute path on a shared mount (a
+# bucket mounted with gcsfuse, NFS; each worker refuses a path on its own disk) or a URI
+# the trainer handles (docs/tpu.md: permissions, watching progress, preemption).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 NAME="" ZONE="" PROJECT="" SPOT=0 SERVICE_ACCOUNT="" ACCEL="v4-8" VERSION="tpu-ubuntu2204-base" CONFIG="cifar10"
@@ -55,6 +56,8 @@ for var in NAME ZONE WORKDIR; do
 done
 [[ "$PYTHON" =~ ^3\.(1[1-9]|[2-9][0-9])$ ]] \
   || fail "--python=$PYTHON: the pinned requirements need Python 3.11 or newer (e.g. 3.11)"
+[[ "$WORKDIR" == /* || "$WORKDIR" == *://* ]] || fail "--workdir=$WORKDIR must be an \
+absolute path or a URI: a relative one would be inside ~/bridge_jax, which the next launch replaces"
 JAX_VERSION="$(sed -n 's/^jax==//p' "$ROOT/requirements.txt")"
 [[ -n "$JAX_VERSION" ]] || fail "requirements.txt pins no jax version (jax==...)"
 
@@ -124,15 +127,27 @@ on_all_workers "python3 -m pip install --user --quiet uv==$UV_VERSION \
 \"jax[tpu]==$JAX_VERSION\""
 
 # 4. Train: one process per worker, the coordinator found from the TPU metadata.
+# A path workdir must be shared (a gcsfuse bucket, NFS): each worker refuses one that is on
+# its own disk (the filesystem of the path's nearest existing folder), as after a slice was
+# recreated without mounting the bucket again.
+LOCAL_DISK="ext2|ext3|ext4|xfs|btrfs|tmpfs|overlay"
+NOT_SHARED="tpu_pod.sh: error: --workdir=$WORKDIR is on this worker's own disk, not shared: \
+mount the bucket (gcsfuse) or NFS there on every worker first (docs/tpu.md)"
+CHECK=""
+if [[ "$WORKDIR" != *://* ]]; then
+  CHECK="d=$(q "$WORKDIR"); while [ ! -e \"\$d\" ]; do d=\$(dirname \"\$d\"); done; "
+  CHECK+="case \$(findmnt -n -o FSTYPE -T \"\$d\") in $LOCAL_DISK) "
+  CHECK+="echo $(q "$NOT_SHARED") >&2; exit 2;; esac; "
+fi
 TRAIN="PYTHONUNBUFFERED=1 $VENV/bin/python -m bridge_jax.main --distributed"
 TRAIN+=" --config=$(q "$CONFIG") --workdir=$(q "$WORKDIR") --config.progress_bar=False"
 for arg in "${EXTRA[@]+"${EXTRA[@]}"}"; do TRAIN+=" $(q "$arg")"; done
 LOG="~/bridge_jax_train.log"
 echo "# 4. training on every worker (log: $LOG on each)"
 if [[ $DETACH == 1 ]]; then
-  on_all_workers "cd ~/bridge_jax && { setsid nohup env $TRAIN > $LOG 2>&1 < /dev/null & }"
+  on_all_workers "${CHECK}cd ~/bridge_jax && { setsid nohup env $TRAIN > $LOG 2>&1 < /dev/null & }"
   echo "# started in the background; follow worker 0 with:"
   echo "#   ${GCLOUD[*]} ssh $NAME ${WHERE[*]} --worker=0 --command='tail -f $LOG'"
 else
-  on_all_workers "cd ~/bridge_jax && set -o pipefail && $TRAIN 2>&1 | tee $LOG"
+  on_all_workers "${CHECK}cd ~/bridge_jax && set -o pipefail && $TRAIN 2>&1 | tee $LOG"
 fi

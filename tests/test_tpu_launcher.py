@@ -7,7 +7,8 @@ pinned requirements plus ``jax[tpu]`` at the pinned version, training is one pro
 per worker with ``--distributed`` and the workdir passed through unchanged. The code
 shipping is run for real on this machine (the printed ``tar``, then the workers' unpack
 command twice in a scratch HOME): a second launch replaces ``~/bridge_jax`` instead of
-nesting a copy inside it. A launch without ``--dry-run`` against a stand-in ``gcloud``
+nesting a copy inside it; the workers' training command, run here with a stand-in
+Python, trains on a shared workdir and refuses one on the worker's own disk. A launch without ``--dry-run`` against a stand-in ``gcloud``
 reuses a ready slice, creates a missing one and recreates a preempted one.
 """
 
@@ -134,6 +135,46 @@ def test_training_is_one_process_per_worker_with_the_coordinator_and_workdir(tmp
     assert "> ~/bridge_jax_train.log 2>&1 < /dev/null &" in detached
 
 
+def _run_on_a_worker(command: str, home: Path, fake_fs: str | None = None):
+    """Runs a workers' command here, in a scratch HOME whose venv Python only prints its
+    arguments (and, with ``fake_fs``, a ``findmnt`` that reports that filesystem)."""
+    python = home / "bridge_jax_venv-py3.11" / "bin" / "python"
+    python.parent.mkdir(parents=True, exist_ok=True)
+    python.write_text('#!/bin/sh\nfor a in "$@"; do echo "arg: $a"; done\n')
+    python.chmod(0o755)
+    (home / "bridge_jax").mkdir(exist_ok=True)
+    path = os.environ["PATH"]
+    if fake_fs is not None:
+        (home / "bin").mkdir(exist_ok=True)
+        (home / "bin" / "findmnt").write_text(f"#!/bin/sh\necho {fake_fs}\n")
+        (home / "bin" / "findmnt").chmod(0o755)
+        path = f"{home / 'bin'}:{path}"
+    return subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "HOME": str(home), "PATH": path})
+
+
+def test_the_workers_train_on_a_shared_workdir_and_refuse_one_on_their_own_disk(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    train = _ssh_commands(_dry_run(tmp_path, *BASE_ARGS))[2]
+    r = _run_on_a_worker(train, home)  # gs://: nothing to check on the worker
+    assert r.returncode == 0, r.stderr
+    assert f"arg: --workdir={WORKDIR}" in r.stdout.splitlines()
+    assert (home / "bridge_jax_train.log").read_text() == r.stdout
+
+    local = tmp_path / "not shared" / "run"  # this machine's own disk
+    args = [a for a in BASE_ARGS if not a.startswith("--workdir=")] + [f"--workdir={local}"]
+    (tmp_path / "local").mkdir()
+    train = _ssh_commands(_dry_run(tmp_path / "local", *args))[2]
+    r = _run_on_a_worker(train, home)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr == (f"tpu_pod.sh: error: --workdir={local} is on this worker's own disk, "
+                        "not shared: mount the bucket (gcsfuse) or NFS there on every worker "
+                        "first (docs/tpu.md)\n")
+    r = _run_on_a_worker(train, home, fake_fs="fuse.gcsfuse")  # as if a bucket were mounted
+    assert r.returncode == 0 and f"arg: --workdir={local}" in r.stdout.splitlines(), r.stderr
+
+
 def test_a_second_launch_replaces_the_code_instead_of_nesting_it(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
@@ -178,6 +219,7 @@ def test_bad_arguments_are_one_line_and_exit_2(tmp_path):
     for args, message in [
         (BASE_ARGS + ["--python=3.10"], "--python=3.10: the pinned requirements need Python"),
         (BASE_ARGS[:-1], "--workdir=... is required"),
+        (BASE_ARGS[:-1] + ["--workdir=runs/x"], "--workdir=runs/x must be an absolute path"),
         (BASE_ARGS + ["--bogus"], "unknown argument --bogus"),
     ]:
         r = _launch(tmp_path, "--dry-run", *args)
