@@ -8,8 +8,9 @@ per worker with ``--distributed`` and the workdir passed through unchanged. The 
 shipping is run for real on this machine (the printed ``tar``, then the workers' unpack
 command twice in a scratch HOME): a second launch replaces ``~/bridge_jax`` instead of
 nesting a copy inside it; the workers' training command, run here with a stand-in
-Python, trains on a shared workdir and refuses one on the worker's own disk. A launch without ``--dry-run`` against a stand-in ``gcloud``
-reuses a ready slice, creates a missing one and recreates a preempted one.
+Python, trains on a shared workdir and refuses one on the worker's own disk. A launch
+without ``--dry-run`` against a stand-in ``gcloud`` reuses a ready slice, creates a
+missing one and recreates a preempted one.
 """
 
 from __future__ import annotations
