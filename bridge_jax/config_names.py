@@ -44,14 +44,19 @@ def shipped_names() -> list[str]:
 
 def resolve(value: str) -> str:
     """The ``--config`` value ml_collections should load: ``value`` itself when its file
-    exists, else the shipped file it names (keeping any ``:arg``)."""
+    exists, else the shipped file it names (keeping any ``:arg``). A missing file path
+    (``.py``, or not a plain name) is returned unchanged for the config loader to report;
+    a plain name that is not shipped is an :class:`UnknownConfigError`."""
     path, colon, arg = value.partition(":")
     if os.path.exists(path):
         return value
     name = path.removeprefix("configs/").removesuffix(".py")
-    shipped = configs_dir() / f"{name}.py"
-    if _NAME.fullmatch(name) and name in shipped_names():
-        return f"{shipped}{colon}{arg}"
+    if not _NAME.fullmatch(name):
+        return value
+    if name in shipped_names():
+        return f"{configs_dir() / name}.py{colon}{arg}"
+    if path.endswith(".py"):
+        return value
     raise UnknownConfigError(
         f"--config={value}: no such file, and no shipped config named {name!r} "
         f"(shipped: {', '.join(shipped_names())})")

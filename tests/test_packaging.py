@@ -162,6 +162,8 @@ def test_config_names_resolve_to_the_shipped_files(tmp_path, monkeypatch):
         "--config=x"]
     with pytest.raises(config_names.UnknownConfigError, match=r"'rnig' \(shipped: celeba"):
         config_names.resolve("rnig")
+    for missing_file in ("configs/rnig.py:tiny", "/no/such/ring.py", "../ring"):
+        assert config_names.resolve(missing_file) == missing_file  # the loader reports it
     assert "__init__" not in " ".join(config_names.shipped_names())
 
 
