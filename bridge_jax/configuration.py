@@ -227,11 +227,28 @@ def validate_config(
 
 
 def _validate_field_names(c: ml_collections.ConfigDict) -> None:
-    known, given = _field_names(base_config()), _field_names(c)
-    _require(not given - known, f"unknown config field(s) {', '.join(sorted(given - known))} "
-             "(a typo? the fields are those of configuration.base_config())")
-    _require(not known - given, f"config field(s) {', '.join(sorted(known - given))} missing; "
-             "start the config from configuration.base_config()")
+    problem = field_name_problem(c)
+    _require(problem is None, str(problem))
+
+
+def field_name_problem(config: ml_collections.ConfigDict) -> str | None:
+    """What is wrong with the field names of ``config`` (unknown or missing fields against
+    :func:`base_config`), or None if they are exactly the expected ones."""
+    known, given = _field_names(base_config()), _field_names(config)
+    if given - known:
+        return (f"unknown config field(s) {_name_list(given - known)} "
+                "(a typo? the fields are those of configuration.base_config())")
+    if known - given:
+        return (f"config field(s) {_name_list(known - given)} missing; "
+                "start the config from configuration.base_config()")
+    return None
+
+
+def _name_list(names: set[str], most: int = 8) -> str:
+    """Sorted, comma-separated; beyond ``most`` names, their count."""
+    names = sorted(names)
+    more = f" and {len(names) - most} more" if len(names) > most else ""
+    return ", ".join(names[:most]) + more
 
 
 def _validate_run(c: ml_collections.ConfigDict, num_devices: int, process_count: int) -> None:
@@ -400,17 +417,11 @@ def set_field(config: ml_collections.ConfigDict, name: str, value: Any) -> None:
 
 def config_from_file(path: str | os.PathLike, arg: str | None = None) -> ml_collections.ConfigDict:
     """``get_config(arg)`` of the config file at ``path`` (how configs build on each other:
-    a sweep on its experiment, ``configs/ring.py`` on ``configs/mixture.py``)."""
-    import importlib.util
+    a sweep on its experiment, ``configs/ring.py`` on ``configs/mixture.py``); ``arg`` must
+    be one of the file's ``VARIANTS`` (see :mod:`bridge_jax.config_files`)."""
+    from bridge_jax import config_files
 
-    path = os.fspath(path)
-    name = "_bridge_jax_config_" + os.path.splitext(os.path.basename(path))[0]
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or not os.path.isfile(path):
-        raise ConfigError(f"config file {path!r} does not exist")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(arg) if arg is not None else module.get_config()
+    return config_files.load_config(path, arg)
 
 
 def shrink_for_tests(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

@@ -47,8 +47,19 @@ def _fail(message: str, status: int = 2) -> None:
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
-    """absl's flag parsing, with every problem reported as one line and exit status 2."""
+    """absl's flag parsing, with every problem reported as one line and exit status 2.
+
+    The ``--config`` file is loaded once by :mod:`bridge_jax.config_files` first: its
+    own problems (missing, a syntax error, no ``get_config``, an error inside it, not a
+    ConfigDict, an unknown ``:variant``, not the experiment's fields) are one line each
+    there, where config_flags would raise them as tracebacks or as unknown overrides.
+    """
+    from bridge_jax import config_files  # imports JAX, as every config file does
+
     try:
+        spec = config_files.flag_value(argv, "config")
+        if spec is not None:
+            config_files.load_experiment(spec)
         rest = FLAGS(argv)
         FLAGS.config.keys()  # a config file that failed to load raises only when used
         return rest
@@ -58,6 +69,8 @@ def _parse_flags(argv: list[str]) -> list[str]:
             lines = [line for line in message.splitlines() if line.strip()]
             message = message.split("Traceback")[0] + lines[-1].strip()
         _fail(message)
+    except config_files.ConfigError as err:
+        _fail(f"--config: {err}")
     except OSError as err:  # config_flags: the --config file is missing or does not load
         _fail(f"--config: {err}")
     except (AttributeError, KeyError) as err:  # config_flags: --config.<unknown field>=...

@@ -11,6 +11,8 @@ import os
 
 from bridge_jax.configuration import base_config, shrink_for_tests
 
+VARIANTS = ("tiny",)  # --config=FILE:tiny: a few steps of a small model, for tests
+
 
 def get_config(arg: str | None = None):
     config = base_config()

@@ -32,6 +32,10 @@ PER_DATASET = {
 }
 
 
+# --config=FILE:ring or :grid chooses the dataset (default ring); ",tiny" shrinks it for tests
+VARIANTS = ("ring", "grid", "ring,tiny", "grid,tiny")
+
+
 def get_config(arg: str = "ring"):
     dataset, *variant = arg.split(",")
     if dataset not in PER_DATASET:

@@ -7,6 +7,8 @@ The main job of the README:
 
 from bridge_jax.configuration import base_config, shrink_for_tests
 
+VARIANTS = ("tiny",)  # --config=FILE:tiny: a few steps of a small model, for tests
+
 
 def get_config(arg: str | None = None):
     config = base_config()

@@ -20,6 +20,10 @@ from bridge_jax.configuration import config_from_file
 HERE = pathlib.Path(__file__).parent
 
 
+# --config=FILE:ring or :grid chooses the dataset (default ring); ",tiny" shrinks it for tests
+VARIANTS = ("ring", "grid", "ring,tiny", "grid,tiny")
+
+
 def get_config(arg: str = "ring"):
     dataset, *variant = arg.split(",")
     config = config_from_file(HERE.parent / "mixture.py", arg)

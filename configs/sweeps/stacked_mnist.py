@@ -14,6 +14,7 @@ import pathlib
 from bridge_jax.configuration import config_from_file
 
 HERE = pathlib.Path(__file__).parent
+VARIANTS = ("tiny",)  # --config=FILE:tiny: a few steps of a small model, for tests
 
 
 def get_config(arg: str | None = None):
