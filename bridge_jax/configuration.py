@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 from typing import Any
 
 import ml_collections
 
 from bridge_jax import methods as methods_lib
-from bridge_jax import schedules
+from bridge_jax import schedules, step_memory
 from bridge_jax.data import DATASET_NAMES
 from bridge_jax.data.tfds_source import DEFAULT_IMAGE_SIZES
 
@@ -29,6 +30,8 @@ TFDS_DEFAULT_IMAGE_SIZE = DEFAULT_IMAGE_SIZES
 PARALLEL_MODES = ("jit", "pmap")
 NONFINITE_POLICIES = ("stop", "skip")
 DTYPES = ("float32", "bfloat16")
+MAX_STEPS = 2**31  # the training state's step counter is int32
+MAX_CRITIC_STEPS = 100  # unrolled in the compiled step (train_step.critic_updates)
 
 
 class ConfigError(ValueError):
@@ -222,6 +225,8 @@ def validate_config(
     _validate_logging(config)
     _validate_eval(config)
     _validate_sweep(config)
+    _validate_image_size(config)
+    _require_fits_in_memory(config, num_devices, process_count)
     if workdir is not None:
         _validate_workdir(workdir)
 
@@ -256,6 +261,9 @@ def _validate_run(c: ml_collections.ConfigDict, num_devices: int, process_count:
     _require(_is_int(c.seed) and 0 <= c.seed < 2**32,
              f"seed must be an integer in [0, 2**32), got {c.seed!r}")
     _positive_int("num_steps", c.num_steps)
+    _require(c.num_steps < MAX_STEPS,
+             f"num_steps={c.num_steps} is more than the step counter holds: the training "
+             f"state's step is int32, so num_steps must be below 2**31 = {MAX_STEPS}")
     _positive_int("batch_size", c.batch_size)
     _choice("parallel", c.parallel, PARALLEL_MODES)
     _choice("nonfinite_policy", c.nonfinite_policy, NONFINITE_POLICIES)
@@ -316,6 +324,9 @@ def _validate_alpha(c: ml_collections.ConfigDict) -> None:
              f"alpha.transition_begin must be in [0, num_steps), got {a.transition_begin!r}")
     _require(_is_int(a.transition_steps) and (a.transition_steps > 0 or a.transition_steps == -1),
              f"alpha.transition_steps must be positive or -1, got {a.transition_steps!r}")
+    _require(a.transition_steps < MAX_STEPS,
+             f"alpha.transition_steps={a.transition_steps} must be below 2**31 = {MAX_STEPS}: "
+             "the schedule counts steps in int32")
     _positive_int("alpha.num_stages", a.num_stages)
     _require(_is_number(a.decay_rate) and 0 < a.decay_rate < 1,
              f"alpha.decay_rate must lie in (0, 1), got {a.decay_rate!r}")
@@ -326,6 +337,9 @@ def _validate_alpha(c: ml_collections.ConfigDict) -> None:
 def _validate_critic(c: ml_collections.ConfigDict) -> None:
     _choice("critic.loss", c.critic.loss, ("logistic", "bound"))
     _positive_int("critic.steps", c.critic.steps)
+    _require(c.critic.steps <= MAX_CRITIC_STEPS,
+             f"critic.steps={c.critic.steps} is above {MAX_CRITIC_STEPS}: the critic updates "
+             "are unrolled in the compiled step, whose size grows with their number")
     _require(_is_number(c.critic.gradient_penalty) and c.critic.gradient_penalty >= 0,
              f"critic.gradient_penalty must be >= 0, got {c.critic.gradient_penalty!r}")
 
@@ -370,13 +384,50 @@ def _validate_sweep(c: ml_collections.ConfigDict) -> None:
              "parallel='jit'; parallel='pmap' runs one member")
 
 
+def _validate_image_size(c: ml_collections.ConfigDict) -> None:
+    """The DCGAN takes square images of the sides in models.DCGAN_START_SIDE only."""
+    from bridge_jax.models import DCGAN_START_SIDE
+
+    shape = step_memory.example_shape(c)
+    if c.model.arch != "dcgan" or shape is None:
+        return
+    sides = ", ".join(str(s) for s in sorted(DCGAN_START_SIDE))
+    native = "" if c.data.image_size else f" (0: the dataset's own {shape[0]})"
+    _require(shape[0] in DCGAN_START_SIDE,
+             f"data.image_size={c.data.image_size}{native} does not fit model.arch='dcgan', "
+             f"which takes images of side {sides} (or 0: the dataset's own size, if one "
+             "of these)")
+
+
+def _require_fits_in_memory(c: ml_collections.ConfigDict, num_devices: int,
+                            process_count: int) -> None:
+    """Refuses a batch that cannot fit, by a lower bound (see bridge_jax.step_memory)."""
+    problem = step_memory.problem(c, num_devices, process_count)
+    _require(problem is None, str(problem))
+
+
 def _validate_workdir(workdir: str) -> None:
+    """The workdir is named, and this process can write where it is or will be: tried by
+    creating (and removing) a uniquely named probe in it, or in its nearest existing
+    parent if it does not exist yet, so a refused run leaves nothing behind; os.access
+    says yes to root even where nobody can write (e.g. /proc). A URI (``gs://...``) is
+    left to its storage client."""
+    _require(isinstance(workdir, str) and bool(workdir.strip()),
+             f"workdir={workdir!r} is empty: name the directory for checkpoints, metrics "
+             "and samples (--workdir=DIR; '.' for the current directory)")
+    if "://" in workdir:
+        return
     parent = workdir
     while parent and not os.path.exists(parent):
         parent = os.path.dirname(parent.rstrip("/"))
     parent = parent or "."
-    _require(os.path.isdir(parent) and os.access(parent, os.W_OK),
-             f"workdir={workdir!r} is not writable (checked {parent!r})")
+    _require(os.path.isdir(parent), f"workdir={workdir!r} is not writable: {parent!r} is "
+             "not a directory")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".bridge_jax_write_probe_", dir=parent))
+    except OSError as err:
+        raise ConfigError(f"workdir={workdir!r} is not writable: creating a directory in "
+                          f"{parent!r} failed ({err.strerror or err})") from None
 
 
 def _validate_eval(c: ml_collections.ConfigDict) -> None:

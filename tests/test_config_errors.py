@@ -10,15 +10,17 @@ probe) are tested in-process.
 from __future__ import annotations
 
 import concurrent.futures
+import math
 import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import jax
 import pytest
 
-from bridge_jax import config_files, configuration
+from bridge_jax import config_files, configuration, models, step_memory, train_state
 from tests.train_helpers import ROOT
 
 CONFIGS = ROOT / "configs"
@@ -93,6 +95,13 @@ def test_config_from_file_checks_the_variant_too():
         configuration.config_from_file(CONFIGS / "ring.py", "Tiny")
 
 
+def test_empty_workdir_is_refused_and_nothing_is_written(tmp_path):
+    line = _error_line(_run_cli(["--config=configs/ring.py:tiny", "--workdir="],
+                                cwd=tmp_path))
+    assert "workdir='' is empty" in line
+    assert list(tmp_path.iterdir()) == []
+
+
 # ---------------------------------------------------------------------------------------
 # item 6: one line, not a traceback
 
@@ -120,6 +129,98 @@ def test_broken_config_files_are_one_line(tmp_path):
     cases.append((["--config=configs/sweeps/methods.py", f"--workdir={tmp_path / 'w'}"],
                   "is not an experiment config: unknown config field(s) runs"))
     _run_all(cases)
+
+
+def test_impossible_values_are_one_line(tmp_path):
+    ring, mnist = "--config=configs/ring.py:tiny", "--config=configs/mnist.py:tiny"
+    cases = [
+        ([ring, "--config.num_steps=1000000000000"], "num_steps=1000000000000 is more than"),
+        ([ring, "--config.alpha.transition_steps=1000000000000"],
+         "alpha.transition_steps=1000000000000 must be below 2**31"),
+        ([ring, "--config.critic.steps=1000000000000"], "critic.steps=1000000000000 is above"),
+        ([mnist, "--config.data.image_size=1"], "data.image_size=1 does not fit"),
+        ([mnist, "--config.data.image_size=30"], "which takes images of side 28, 32, 64"),
+        ([ring, "--config.num_final_samples=1000000000000"],
+         "num_final_samples=1000000000000 cannot fit"),
+    ]
+    if os.path.isdir("/proc/self"):  # refused even to root, whom os.access lets through
+        cases.append(([ring, "--workdir=/proc/x"], "workdir='/proc/x' is not writable"))
+    _run_all([(args if any(a.startswith("--workdir") for a in args)
+               else [*args, f"--workdir={tmp_path / str(i)}"], expected)
+              for i, (args, expected) in enumerate(cases)])
+
+
+def test_batch_refusal_states_the_bound_and_the_available_memory(tmp_path):
+    line = _error_line(_run_cli(["--config=configs/ring.py:tiny", f"--workdir={tmp_path}",
+                                 "--config.batch_size=1000000000"]))
+    # 10**9 × (152 B on the CPU device + the 8 B example the data pipeline builds)
+    assert "needs at least 149.0 GiB of host memory" in line, line
+    assert "1,000,000,000 examples × 152 B" in line and "is available" in line, line
+
+
+# ---------------------------------------------------------------------------------------
+# the pieces: the memory bound, the workdir probe, field lists
+
+
+def _config(name: str, arg: str | None = None, **fields):
+    config = configuration.config_from_file(CONFIGS / f"{name}.py", arg)
+    for key, value in fields.items():
+        configuration.set_field(config, key.replace("__", "."), value)
+    return config
+
+
+@pytest.mark.parametrize(("name", "fields"), [
+    ("ring", {}), ("ring", {"method": "nsgan"}), ("mnist", {}),
+    ("mnist", {"method": "nsgan", "model__width": 8}), ("cifar10", {}),
+    ("celeba", {"model__latent_dim": 3}),
+])
+def test_weight_count_is_a_lower_bound(name, fields):
+    config = _config(name, **fields)
+    shape = step_memory.example_shape(config)
+    nets = models.make_models(train_state.model_config(config), shape)
+    params = jax.eval_shape(lambda: models.init_params(
+        nets, jax.random.key(0), shape, config.model.latent_dim))
+    exact = sum(math.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(params))
+    bound = step_memory.lower_bound(config).num_params
+    assert 0.2 * exact < bound <= exact, (bound, exact)
+
+
+def test_memory_bound_scales_with_batch_devices_and_members():
+    config = _config("ring", "tiny")
+    one = step_memory.lower_bound(config)
+    config.batch_size *= 4
+    four = step_memory.lower_bound(config)
+    assert four.per_device - one.per_device == 3 * 16 * one.bytes_per_example
+    assert step_memory.lower_bound(config, num_devices=4).per_device == one.per_device
+    assert four.host_batch == 4 * one.host_batch == 4 * 16 * 2 * 4
+    config.sweep.num_seeds = 3
+    assert step_memory.lower_bound(config).per_device == 3 * four.per_device
+
+
+def test_accelerator_memory_is_checked_per_device(monkeypatch):
+    config = _config("mnist", "tiny")
+    need = step_memory.lower_bound(config).per_device
+    monkeypatch.setattr(step_memory, "device_available_bytes", lambda device: need - 1)
+    with pytest.raises(configuration.ConfigError, match=r"on each cpu device .* is available"):
+        configuration.validate_config(config)
+    monkeypatch.setattr(step_memory, "device_available_bytes", lambda device: need)
+    monkeypatch.setattr(step_memory, "host_available_bytes", lambda: 10**12)
+    configuration.validate_config(config)
+
+
+def test_host_memory_is_read():
+    free = step_memory.host_available_bytes()
+    assert free is None or free > 0
+
+
+def test_workdir_probe_leaves_nothing_behind(tmp_path):
+    configuration.validate_config(_config("ring", "tiny"), workdir=str(tmp_path / "a" / "b"))
+    (tmp_path / "c").mkdir()
+    configuration.validate_config(_config("ring", "tiny"), workdir=str(tmp_path / "c"))
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["c"]
+    for bad in ("", "  "):
+        with pytest.raises(configuration.ConfigError, match="is empty"):
+            configuration.validate_config(_config("ring", "tiny"), workdir=bad)
 
 
 def test_flag_value_reads_the_config_flag_as_absl_does():
