@@ -45,8 +45,8 @@ def load_module(path: str | os.PathLike) -> ModuleType:
     try:
         spec.loader.exec_module(module)
     except SyntaxError as err:
-        raise ConfigError(f"config file {path!r} has a syntax error at line {err.lineno}: "
-                          f"{err.msg}") from None
+        where = f" at line {err.lineno}" if err.lineno else ""
+        raise ConfigError(f"config file {path!r} has a syntax error{where}: {err.msg}") from None
     except ConfigError:
         raise
     except Exception as err:  # any error of the file's own code
@@ -116,7 +116,9 @@ def flag_value(argv: list[str], name: str) -> str | None:
 
 
 def _describe(err: BaseException) -> str:
-    """``'KeyError: 'x' (at configs/a.py line 12)'``: the error and the innermost frame."""
-    frames = traceback.extract_tb(err.__traceback__)
+    """``'KeyError: 'x' (at configs/a.py line 12)'``: the error and its innermost frame
+    outside this module (none if it was raised here, e.g. a call with the wrong arguments)."""
+    frames = [f for f in traceback.extract_tb(err.__traceback__)
+              if os.path.abspath(f.filename) != os.path.abspath(__file__)]
     where = f" (at {frames[-1].filename} line {frames[-1].lineno})" if frames else ""
     return f"{type(err).__name__}: {err}{where}"

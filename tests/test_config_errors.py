@@ -116,6 +116,9 @@ BAD_FILES = {
                   "failed: KeyError: 'x' (at "),
     "fails_on_import.py": ("import no_such_module_here\n",
                            "failed to load: ModuleNotFoundError"),
+    "needs_an_argument.py": ("def get_config(arg):\n    pass\n",
+                             "TypeError: get_config() missing 1 required positional argument"),
+    "null_byte.py": ("SEED = 0\x00\n", "has a syntax error: "),  # no line to name
 }
 
 
