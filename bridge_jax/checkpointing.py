@@ -17,6 +17,14 @@ back to the next older step. The unreadable newer steps are then moved aside
 to ``<directory>_unreadable/`` (kept for inspection, never deleted) so that the
 resumed run can write those step numbers again. When no step is readable it
 raises :class:`CheckpointError` naming the directory and every step tried.
+A step without a digest (its metadata lost or truncated) counts as unreadable
+unless the caller allows unverified steps (``allow_unverified=True``; the CLI's
+``--allow_unverified_checkpoints``).
+
+:func:`check_writable` refuses a checkpoint directory that is a file or cannot be
+written before anything compiles; a save that fails later raises
+:class:`CheckpointSaveError`, whose message names the newest complete step.
+Paths are ``etils.epath`` paths: local folders and ``gs://`` buckets alike.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import sys
 import time
 from typing import Any
@@ -31,24 +40,64 @@ from typing import Any
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from etils import epath
 from flax import serialization
 
 log = logging.getLogger(__name__)
 
 
 class CheckpointError(RuntimeError):
-    """No checkpoint in the directory could be restored."""
+    """No checkpoint in the directory could be restored, or the directory is unusable."""
+
+
+class CheckpointSaveError(CheckpointError):
+    """Writing a checkpoint failed (disk full, permissions, the directory replaced...)."""
+
+
+def local_or_uri(directory: str | os.PathLike) -> str:
+    """An absolute local path, or a URI (``gs://...``) unchanged."""
+    directory = os.fspath(directory)
+    return directory if "://" in directory else os.path.abspath(directory)
+
+
+def unreadable_directory(directory: str | os.PathLike) -> epath.Path:
+    """Where unreadable steps are moved: ``<directory>_unreadable``."""
+    return epath.Path(local_or_uri(directory) + "_unreadable")
+
+
+def check_writable(directory: str | os.PathLike) -> None:
+    """Raises CheckpointError unless ``directory`` is, or can be made, a directory this
+    process can write in (and ``<directory>_unreadable`` is not a file)."""
+    path = epath.Path(local_or_uri(directory))
+    for candidate in (path, unreadable_directory(directory)):
+        if candidate.exists() and not candidate.is_dir():
+            raise CheckpointError(f"{candidate} exists and is not a directory; move it away "
+                                  "or use another workdir")
+    probe = path / f".write_probe_{os.getpid()}"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise CheckpointError(f"cannot write checkpoints in {path}: {_describe(err)}") from err
 
 
 class Checkpointer:
     """Saves and restores train states under ``<workdir>/checkpoints``."""
 
-    def __init__(self, directory: str, max_to_keep: int = 3):
-        self.directory = os.path.abspath(directory)
+    def __init__(self, directory: str | os.PathLike, max_to_keep: int = 3, *,
+                 allow_unverified: bool = False):
+        self.directory = local_or_uri(directory)
+        self.allow_unverified = allow_unverified
+        # One item with an explicit handler: without it a fresh manager switches into
+        # multi-item mode on its first restore of an empty or junk step directory, and
+        # then no step (however intact) can be restored.
         self.manager = ocp.CheckpointManager(
             self.directory,
             options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True),
+            item_handlers=ocp.StandardCheckpointHandler(),
         )
+        _quiet_orbax_tracebacks()
 
     def all_steps(self) -> list[int]:
         return sorted(self.manager.all_steps())
@@ -64,12 +113,30 @@ class Checkpointer:
         if int(step) in self.manager.all_steps():
             return
         state_dict = serialization.to_state_dict(state)
-        self.manager.save(int(step), args=ocp.args.StandardSave(state_dict), force=True,
-                          custom_metadata={DIGEST_KEY: state_digest(state_dict)})
+        try:
+            self.manager.save(int(step), args=ocp.args.StandardSave(state_dict), force=True,
+                              custom_metadata={DIGEST_KEY: state_digest(state_dict)})
+        except Exception as err:  # orbax and tensorstore raise many types
+            raise self._save_error(step, err) from err
 
     def wait(self) -> None:
-        """Blocks until pending saves are on disk."""
-        self.manager.wait_until_finished()
+        """Blocks until pending saves are on disk; CheckpointSaveError if one failed."""
+        try:
+            self.manager.wait_until_finished()
+        except Exception as err:
+            raise self._save_error(None, err) from err
+
+    def _save_error(self, step: int | None, err: Exception) -> CheckpointSaveError:
+        try:
+            self.manager.reload()
+            complete = self.all_steps()
+        except Exception:  # the directory itself may be gone
+            complete = []
+        which = f"step {step}" if step is not None else "a checkpoint"
+        safe = (f"the newest complete checkpoint is step {complete[-1]}, which a rerun "
+                "resumes from" if complete else "no complete checkpoint exists")
+        return CheckpointSaveError(f"saving {which} to {self.directory} failed "
+                                   f"({_describe(err)}); {safe}")
 
     def restore_latest(self, template) -> tuple[Any, int] | None:
         """(state, step) from the newest readable step, or None if there are none.
@@ -88,7 +155,7 @@ class Checkpointer:
                 restored = self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
                 self._verify_digest(step, restored)
             except Exception as err:  # orbax raises many types for unreadable files
-                reason = f"{type(err).__name__}: {' '.join(str(err).split())[:200]}"
+                reason = _describe(err)
                 failures.append(f"step {step}: {reason}")
                 log.warning("checkpoint step %d in %s is unreadable (%s); "
                                 "falling back to an older step", step, self.directory, reason)
@@ -105,8 +172,13 @@ class Checkpointer:
     def _verify_digest(self, step: int, restored) -> None:
         """Raises CheckpointError if ``restored`` does not match the digest saved with it."""
         expected = (self.manager.metadata(step).custom_metadata or {}).get(DIGEST_KEY)
-        if expected is None:  # written before digests were recorded
-            log.info("checkpoint step %d has no content digest; not verified", step)
+        if expected is None:  # metadata lost or truncated, or written without a digest
+            if not self.allow_unverified:
+                raise CheckpointError(f"step {step} has no content digest (its "
+                                      "_CHECKPOINT_METADATA is missing or damaged), so its "
+                                      "content cannot be verified")
+            log.warning("checkpoint step %d has no content digest; restored unverified, as "
+                        "allowed", step)
             return
         if state_digest(restored) != expected:
             raise CheckpointError(f"the content of step {step} does not match its "
@@ -115,16 +187,17 @@ class Checkpointer:
     def _set_aside(self, steps: list[int]) -> None:
         """Moves unreadable steps to ``<directory>_unreadable/`` so they can be rewritten."""
         if jax.process_index() == 0:
-            aside = self.directory + "_unreadable"
-            os.makedirs(aside, exist_ok=True)
+            aside = unreadable_directory(self.directory)
             for step in steps:
-                target = os.path.join(aside, f"{step}.{time.strftime('%Y%m%d-%H%M%S')}")
+                target = aside / f"{step}.{time.strftime('%Y%m%d-%H%M%S')}"
                 try:
-                    os.rename(os.path.join(self.directory, str(step)), target)
+                    aside.mkdir(parents=True, exist_ok=True)
+                    epath.Path(self.directory, str(step)).rename(target)
                 except OSError as err:
                     raise CheckpointError(
                         f"cannot move unreadable checkpoint step {step} out of "
-                        f"{self.directory} ({err}); move it away by hand and rerun") from err
+                        f"{self.directory} ({_describe(err)}); move it away by hand and "
+                        "rerun") from err
                 log.warning("moved unreadable checkpoint step %d to %s", step, target)
         if jax.process_count() > 1:
             from jax.experimental import multihost_utils
@@ -137,6 +210,17 @@ class Checkpointer:
 
 
 DIGEST_KEY = "bridge_jax_sha256"
+
+
+def _describe(err: BaseException) -> str:
+    """``Type: message`` on one line; a long message keeps its start and its end (where
+    tensorstore puts the cause), and an OS error code inside it is spelled out."""
+    text = " ".join(str(err).split())
+    if len(text) > 300:
+        text = text[:140] + " … " + text[-140:]
+    code = re.search(r"os_error_code='(\d+)'", str(err))
+    cause = f"{os.strerror(int(code.group(1)))}; " if code else ""
+    return f"{cause}{type(err).__name__}: {text}"
 
 
 def _silence_closed_loop_errors() -> None:
@@ -161,6 +245,22 @@ def _silence_closed_loop_errors() -> None:
     # The same in-flight reads, when their task is garbage-collected first, are logged
     # by asyncio as "Task exception was never retrieved" with a traceback instead.
     logging.getLogger("asyncio").addFilter(_drop_unretrieved_orbax_reads)
+
+
+def _quiet_orbax_tracebacks() -> None:
+    """Orbax logs a failed background save at ERROR with a traceback per thread (3–10 of
+    them for one full disk); keep its one-line messages and drop the tracebacks, since
+    the failure itself reaches the caller as one CheckpointSaveError."""
+    absl_logger = logging.getLogger("absl")
+    if not any(isinstance(f, _OrbaxTracebackFilter) for f in absl_logger.filters):
+        absl_logger.addFilter(_OrbaxTracebackFilter())
+
+
+class _OrbaxTracebackFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if f"{os.sep}orbax{os.sep}" in (record.pathname or ""):
+            record.exc_info, record.exc_text = None, None
+        return True
 
 
 def _drop_unretrieved_orbax_reads(record: logging.LogRecord) -> bool:

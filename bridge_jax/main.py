@@ -38,6 +38,9 @@ flags.DEFINE_integer("process_id", None, "This process's index (multi-host).")
 flags.DEFINE_integer("distributed_timeout_s", 300,
                      "Seconds to wait for peers; also bounds how long survivors wait on a "
                      "dead peer.")
+flags.DEFINE_bool("allow_unverified_checkpoints", False,
+                  "Restore a checkpoint step whose content digest is lost (its "
+                  "_CHECKPOINT_METADATA missing or damaged) without verifying it.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -81,27 +84,56 @@ def _parse_flags(argv: list[str]) -> list[str]:
     return []
 
 
+def _fail_now(message: str, status: int = 1) -> None:
+    """_fail without waiting: orbax's non-daemon threads would hold a normal exit for
+    minutes after a failed save, so flush and leave at once."""
+    print(f"bridge_jax: error: {' '.join(message.split())}", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(status)
+
+
 def main(argv):
     del argv
     # Imported here so that --help and flag errors do not pay for importing JAX.
     import jax
     from absl import logging as absl_logging
 
-    from bridge_jax import checkpointing, configuration, data, parallel, schedules, train
+    from bridge_jax import (
+        checkpointing,
+        configuration,
+        data,
+        parallel,
+        schedules,
+        train,
+        workdir_lock,
+    )
 
     # Orbax and JAX log every save at INFO; keep their warnings, and our INFO.
     absl_logging.set_verbosity(absl_logging.WARNING)
     logging.getLogger("bridge_jax").setLevel(logging.INFO)
     user_errors = (configuration.ConfigError, data.DataError, schedules.ScheduleError,
-                   checkpointing.CheckpointError, train.NonFiniteError)
+                   checkpointing.CheckpointError, train.NonFiniteError,
+                   workdir_lock.WorkdirBusyError)
     try:
         parallel.initialize_distributed(
             FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id,
             auto=FLAGS.distributed, timeout_s=FLAGS.distributed_timeout_s,
             heartbeat_timeout_s=min(FLAGS.distributed_timeout_s, 100))
-        result = train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+        result = train.train_and_evaluate(
+            FLAGS.config, FLAGS.workdir,
+            allow_unverified_checkpoints=FLAGS.allow_unverified_checkpoints)
+    except checkpointing.CheckpointSaveError as err:
+        _fail_now(str(err))
     except user_errors as err:
         _fail(str(err))
+    except KeyboardInterrupt:
+        _fail_now("interrupted (Ctrl-C twice); the newest complete checkpoint in "
+                  f"{FLAGS.workdir} is kept and a rerun resumes from it", status=130)
+    except OSError as err:  # writing the workdir failed: disk full, permissions, ...
+        where = f" {err.filename}" if err.filename else ""
+        _fail_now(f"writing the outputs in {FLAGS.workdir} failed ({err.strerror or err}"
+                  f"{where}); the newest complete checkpoint there is kept and a rerun "
+                  "resumes from it")
     except jax.errors.JaxRuntimeError as err:
         if jax.process_count() <= 1:
             raise
@@ -118,7 +150,8 @@ def main(argv):
               f"{FLAGS.workdir}; tables: python -m bridge_jax.report {FLAGS.workdir} "
               "--out DIR")
         return
-    status = "preempted, checkpoint saved" if result.preempted else "done"
+    status = ("preempted, checkpoint saved" if result.preempted else
+              "done" if result.steps_run else "already complete (nothing retrained)")
     print(f"bridge_jax: {status}: {result.steps_run} steps in {result.wall_time_s:.1f} s; "
           f"outputs in {FLAGS.workdir}")
     for line in train.format_evals(result):

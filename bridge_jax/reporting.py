@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 
@@ -16,6 +17,8 @@ import matplotlib
 matplotlib.use("Agg")  # headless: files only
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+log = logging.getLogger(__name__)
 
 
 class MetricWriter:
@@ -66,6 +69,35 @@ class MetricWriter:
         if self.enabled:
             self._jsonl.close()
             self._tb.close()
+
+
+def trim_metrics(workdir: str, step: int, *, evals_at_step: bool = True) -> None:
+    """Drops from metrics.jsonl every line that a run resuming at ``step`` writes again:
+    lines after ``step``, and the evaluations at ``step`` itself unless
+    ``evals_at_step`` (the final evaluation of a finished run is redone); also a
+    torn last line of a killed run. The file is replaced atomically."""
+    path = os.path.join(workdir, "metrics.jsonl")
+    if not os.path.exists(path):
+        return
+    kept, dropped = [], 0
+    with open(path) as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+                s = int(record["step"])
+            except (ValueError, KeyError, TypeError):
+                dropped += 1
+                continue
+            if s < step or (s == step and (evals_at_step or "member" not in record)):
+                kept.append(line if line.endswith("\n") else line + "\n")
+            else:
+                dropped += 1
+    if dropped:
+        with open(path + ".tmp", "w") as f:
+            f.writelines(kept)
+        os.replace(path + ".tmp", path)
+        log.info("metrics.jsonl: dropped %d line(s) that the resumed run writes again",
+                 dropped)
 
 
 def jsonable(x):

@@ -17,13 +17,20 @@ newest readable checkpoint in its workdir and writes:
   summary.json                  steps, wall time, non-finite records, and "evals": the
                                 final evaluation (one dict, or one per member)
 
+  resumes.jsonl                 the settings a resume changed (``bridge_jax.resume``)
+
 A SIGTERM (the preemption signal) makes the loop save a checkpoint at the current
-step and return early; rerunning with the same workdir resumes bitwise.
+step and return early; rerunning with the same workdir resumes bitwise. The workdir
+is locked while a run holds it (``bridge_jax.workdir_lock``); config.json and
+members.json, the record of how the checkpoints were made, are never rewritten, and a
+resume may change only what ``bridge_jax.resume`` allows. A finished run that is run
+again keeps its summary.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -33,17 +40,26 @@ from typing import Any
 import jax
 import ml_collections
 
-from bridge_jax import checkpointing, configuration, data, members, reporting, sweeps
+from bridge_jax import (
+    checkpointing,
+    configuration,
+    data,
+    members,
+    reporting,
+    resume,
+    sweeps,
+    workdir_lock,
+)
 from bridge_jax import train_loop as loop_lib
 from bridge_jax.eval_runner import EvalRunner
 from bridge_jax.parallel import DataParallel
 from bridge_jax.reporting import jsonable
-from bridge_jax.train_loop import NonFiniteError, SigtermFlag
+from bridge_jax.train_loop import NonFiniteError, StopSignals
 
 # Re-exported: the data stream and initial state of a config.
 make_dataset = members.make_dataset
 build = members.build
-__all__ = ["NonFiniteError", "SigtermFlag", "TrainResult", "build", "format_evals",
+__all__ = ["NonFiniteError", "StopSignals", "TrainResult", "build", "format_evals",
            "make_dataset", "train_and_evaluate", "train_group"]
 
 log = logging.getLogger(__name__)
@@ -61,25 +77,40 @@ class TrainResult:
     seeds: list[int] = dataclasses.field(default_factory=list)  # per member
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainResult | None:
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
+                       allow_unverified_checkpoints: bool = False) -> TrainResult | None:
     """Trains ``config`` in ``workdir`` (resuming if it holds checkpoints); a sweep trains
-    its unfinished groups and returns the last one's result (None if all were done)."""
+    its unfinished groups and returns the last one's result (None if all were done).
+
+    The workdir is locked for the call (:mod:`bridge_jax.workdir_lock`): a second run on
+    it is refused. ``allow_unverified_checkpoints`` lets a step whose content digest is
+    lost be restored unverified (otherwise it counts as unreadable)."""
     parallel = DataParallel(config.parallel)
     configuration.validate_config(config, num_devices=parallel.num_devices,
                                   process_count=jax.process_count(), workdir=workdir)
     all_members = sweeps.expand(config, num_devices=parallel.num_devices,
                                 process_count=jax.process_count())
-    if config.sweep.runs:
-        return sweeps.run_sweep(
-            config, all_members, workdir,
-            lambda group, sub: train_group(group, sub, parallel, in_sweep=True),
-            is_chief=jax.process_index() == 0)
-    return train_group(all_members, workdir, parallel)
+    train = functools.partial(train_group, parallel=parallel,
+                              allow_unverified=allow_unverified_checkpoints)
+    with workdir_lock.hold(workdir):
+        if config.sweep.runs:
+            return sweeps.run_sweep(config, all_members, workdir,
+                                    lambda group, sub: train(group, sub, in_sweep=True),
+                                    is_chief=jax.process_index() == 0)
+        return train(all_members, workdir)
 
 
 def _write_json(workdir: str, name: str, value) -> None:
     with open(os.path.join(workdir, name), "w") as f:
         json.dump(value, f, indent=1)
+
+
+def _read_json(workdir: str, name: str, default=None):
+    try:
+        with open(os.path.join(workdir, name)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return default
 
 
 def _restore(checkpointer, program, state, workdir: str, legacy_resume: bool):
@@ -94,75 +125,160 @@ def _restore(checkpointer, program, state, workdir: str, legacy_resume: bool):
     return program.from_global(global_state)
 
 
+def _open_checkpoints(workdir: str, config, allow_unverified: bool):
+    """The run's Checkpointer, after checking that its directory can be written."""
+    directory = os.path.join(workdir, "checkpoints")
+    checkpointing.check_writable(directory)
+    return checkpointing.Checkpointer(directory, max_to_keep=int(config.keep_checkpoints),
+                                      allow_unverified=allow_unverified)
+
+
+def _stored_members(workdir: str, group: list[sweeps.Member]) -> list[dict] | None:
+    """The members.json of the run in ``workdir``; for a run older than members.json, its
+    config.json as the record of its single member; None if there is no record."""
+    stored = _read_json(workdir, "members.json")
+    if stored is None and len(group) == 1:
+        config = _read_json(workdir, "config.json")
+        if config is not None:
+            stored = [{**group[0].record(), "config": config}]
+    return stored
+
+
+def _reconcile_with_record(group: list[sweeps.Member], workdir: str, has_checkpoints: bool,
+                           is_chief: bool) -> tuple[list[sweeps.Member], bool]:
+    """(members to train, whether the run's record must be written). A run with
+    checkpoints and a record is checked against it (:mod:`bridge_jax.resume`): refused
+    changes raise ConfigError, -1 horizons are pinned, accepted changes are appended
+    to resumes.jsonl, and the record is kept as it is."""
+    stored = _stored_members(workdir, group) if has_checkpoints else None
+    if stored is None:
+        return group, True
+    changes = resume.check_members(stored, [m.record() for m in group], workdir)
+    group = [dataclasses.replace(m, config=resume.pin_horizons(m.config, old["config"]))
+             for m, old in zip(group, stored, strict=True)]
+    if changes and is_chief:
+        log.warning("resuming %s with changed settings: %s", workdir,
+                    ", ".join(f"{k}={v[1]!r} (was {v[0]!r})" for k, v in changes.items()))
+        with open(os.path.join(workdir, "resumes.jsonl"), "a") as f:
+            f.write(json.dumps({"time": time.strftime("%Y-%m-%d %H:%M:%S"),
+                                "changed": {k: list(v) for k, v in changes.items()}}) + "\n")
+    return group, False
+
+
+def _write_record(workdir: str, group: list[sweeps.Member]) -> None:
+    """config.json and members.json: how the run's checkpoints are made."""
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+        f.write(group[0].config.to_json_best_effort(indent=2))
+    _write_json(workdir, "members.json", [m.record() for m in group])
+
+
 def train_group(group: list[sweeps.Member], workdir: str, parallel: DataParallel | None = None,
-                *, in_sweep: bool = False) -> TrainResult:
+                *, in_sweep: bool = False, allow_unverified: bool = False) -> TrainResult:
     """Trains the members of one group (one compiled program) in ``workdir``.
 
     A plain single-member run keeps the trainer's original contract under
     ``nonfinite_policy='stop'``: it saves the last good state and raises
     NonFiniteError. With several members (or inside a sweep) a member that stops is
-    frozen and recorded, the others go on, and the run ends normally.
+    frozen and recorded, the others go on, and the run ends normally. A run that is
+    already complete is not trained, sampled or evaluated again: its stored summary
+    is returned as it is.
     """
-    config = group[0].config
-    parallel = parallel or DataParallel(config.parallel)
+    parallel = parallel or DataParallel(group[0].config.parallel)
     is_chief = jax.process_index() == 0
     os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
-    if is_chief:
-        with open(os.path.join(workdir, "config.json"), "w") as f:
-            f.write(config.to_json_best_effort(indent=2))
-        _write_json(workdir, "members.json", [m.record() for m in group])
+    checkpointer = _open_checkpoints(workdir, group[0].config, allow_unverified)
+    group, new_record = _reconcile_with_record(group, workdir, bool(checkpointer.all_steps()),
+                                               is_chief)
+    config = group[0].config
     program = members.Program([m.config for m in group], parallel)
-    state = program.initial_state()
-    checkpointer = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"),
-                                              max_to_keep=int(config.keep_checkpoints))
-    legacy = program.n == 1 and not in_sweep
-    state = _restore(checkpointer, program, state, workdir, legacy)
-    start_step = program.progress(state)
-    if start_step > int(config.num_steps):
+    state = _restore(checkpointer, program, program.initial_state(), workdir,
+                     program.n == 1 and not in_sweep)
+    if new_record and is_chief:  # after the restore: a refused checkpoint keeps its record
+        _write_record(workdir, group)
+    start_step, num_steps = program.progress(state), int(config.num_steps)
+    if start_step > num_steps:
         raise configuration.ConfigError(
-            f"num_steps={config.num_steps} is below step {start_step} of the newest checkpoint "
+            f"num_steps={num_steps} is below step {start_step} of the newest checkpoint "
             f"in {workdir}; raise num_steps or use a new workdir")
+    previous = _read_json(workdir, "summary.json", {})
+    if start_step == num_steps and previous.get("complete") and (
+            previous.get("num_steps") == num_steps):
+        checkpointer.close()
+        log.info("%s is already complete at step %d; its summary is kept", workdir, num_steps)
+        return _stored_result(program, state, group, previous)
+    if is_chief:
+        reporting.trim_metrics(workdir, start_step, evals_at_step=start_step < num_steps)
     run = loop_lib.Loop(program, group, workdir, checkpointer, EvalRunner(program),
                         reporting.MetricWriter(workdir, enabled=is_chief),
-                        raise_on_stop=legacy, is_chief=is_chief)
+                        raise_on_stop=program.n == 1 and not in_sweep, is_chief=is_chief)
     t0 = time.time()
-    with SigtermFlag() as sigterm, data.prefetch(program.get_batch, start_step,
-                                                 int(config.num_steps) - start_step) as batches:
-        state = run.train(state, batches, start_step, sigterm, t0)
-    run.finish_checkpoints(state)
+    with StopSignals() as stop:
+        with data.prefetch(program.get_batch, start_step, num_steps - start_step) as batches:
+            state = run.train(state, batches, start_step, stop, t0)
+        run.finish_checkpoints(state)  # further SIGTERMs are ignored while this saves
     wall = time.time() - t0
     evals = run.final(state) if not run.preempted else []
     steps_run = program.progress(state) - start_step
     if is_chief:
         _write_json(workdir, "summary.json", _summary(workdir, program, run, state, evals,
-                                                       steps_run, wall))
+                                                       steps_run, wall, previous))
     run.writer.close()
+    _refuse_if_nothing_learned(program, state, workdir)
     return TrainResult(program.global_state(state), run.last_metrics, steps_run, wall,
                        run.preempted, evals, [m.label for m in group], [m.seed for m in group])
 
 
-def _summary(workdir, program, run, state, evals, steps_run, wall) -> dict[str, Any]:
-    previous = 0.0
-    try:
-        with open(os.path.join(workdir, "summary.json")) as f:
-            previous = float(json.load(f).get("total_wall_time_s", 0.0))
-    except (OSError, ValueError):
-        pass
+def _stored_result(program, state, group, summary: dict[str, Any]) -> TrainResult:
+    """The result of a complete run, read back from its summary.json."""
+    from bridge_jax.report_data import from_json
+
+    evals = from_json(summary.get("evals", []))
+    evals = [evals] if isinstance(evals, dict) else list(evals)
+    metrics = {k: v for k, v in from_json(summary).items()
+               if isinstance(v, float) and k not in ("wall_time_s", "total_wall_time_s")}
+    return TrainResult(program.global_state(state), metrics, 0, 0.0, False, evals,
+                       [m.label for m in group], [m.seed for m in group])
+
+
+def _refuse_if_nothing_learned(program, state, workdir: str) -> None:
+    """NonFiniteError when every update of every member was skipped as non-finite."""
+    step = program.progress(state)
+    counts = [s.count for s in program.statuses(state)]
+    if step > 0 and all(count >= step for count in counts):
+        raise NonFiniteError(
+            f"every one of the {step} updates was non-finite and skipped "
+            f"(nonfinite_policy='skip'), so nothing was learned; see {workdir}/summary.json. "
+            "Lower the learning rates or check the data and model scale.")
+
+
+def _summary(workdir, program, run, state, evals, steps_run, wall,
+             previous: dict[str, Any]) -> dict[str, Any]:
     statuses = program.statuses(state)
+    last_metrics = run.last_metrics or _last_logged(workdir)
     summary = {
         "complete": not run.preempted, "preempted": run.preempted,
-        "num_steps": int(program.config.num_steps), "steps_run": steps_run,
-        "wall_time_s": wall, "total_wall_time_s": previous + wall,
+        "num_steps": int(program.config.num_steps), "step": program.progress(state),
+        "steps_run": steps_run, "wall_time_s": wall,
+        "total_wall_time_s": float(previous.get("total_wall_time_s", 0.0)) + wall,
         "num_members": program.n,
         "skipped_nonfinite_updates": sum(s.count for s in statuses),
         "nonfinite": [dataclasses.asdict(s) for s in statuses],
-        **run.last_metrics,
+        **last_metrics,
     }
     if evals:
         summary["evals_step"] = program.progress(state)
-        summary["evals"] = jsonable(evals[0] if program.n == 1 else evals)
-        summary["evals_reference"] = jsonable(run.reference)
-    return summary
+        summary["evals"] = evals[0] if program.n == 1 else evals
+        summary["evals_reference"] = run.reference
+    return jsonable(summary)
+
+
+def _last_logged(workdir: str) -> dict[str, float]:
+    """The last training scalars in metrics.jsonl (a rerun that trained no step)."""
+    try:
+        records = reporting.read_metrics(workdir, kind="train")
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in records[-1].items() if k != "step"} if records else {}
 
 
 def format_evals(result: TrainResult) -> list[str]:

@@ -23,25 +23,47 @@ class NonFiniteError(FloatingPointError):
     """Training met a non-finite loss or gradient under nonfinite_policy='stop'."""
 
 
-class SigtermFlag:
-    """Sets a flag on SIGTERM while training (main thread only)."""
+class StopSignals:
+    """Turns SIGTERM (preemption) and a first SIGINT (Ctrl-C) into a flag that makes the
+    loop save a checkpoint at the current step and return (main thread only).
+
+    Once set, further SIGTERMs are ignored, so a second preemption signal cannot kill
+    the process in the middle of its save; a second SIGINT means "exit now" and raises
+    KeyboardInterrupt (the newest complete checkpoint is kept)."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
     def __init__(self):
         self.received = False
-        self._previous = None
+        self._interrupts = 0
+        self._previous: dict[int, Any] = {}
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGTERM, self._handle)
+            for signum in self.SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def _handle(self, signum, frame):
-        log.warning("SIGTERM received: saving a checkpoint and stopping")
+        name = signal.Signals(signum).name
+        if signum == signal.SIGINT:
+            self._interrupts += 1
+            if self._interrupts > 1:
+                raise KeyboardInterrupt
+        if self.received:
+            log.warning("%s received again: ignored while the checkpoint is saved", name)
+            return
+        log.warning("%s received: saving a checkpoint and stopping%s", name,
+                    " (Ctrl-C again to exit at once)" if signum == signal.SIGINT else "")
         self.received = True
 
     def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous.clear()
+
+
+SigtermFlag = StopSignals  # the earlier name
 
 
 def clear_stop_flag(global_state, parallel, restored_step: int):
@@ -161,6 +183,11 @@ class Loop:
                 if progress is not None:
                     progress.set_postfix(alpha=f"{self.last_metrics['alpha']:.3f}",
                                          gen=f"{self.last_metrics['generator_loss']:.3g}")
+                elif self.is_chief:  # no bar (pods, logs): one line every log_every steps
+                    log.info("step %d/%d: alpha=%.3f generator_loss=%.4g (%.1f steps/s)",
+                             done, num_steps, self.last_metrics["alpha"],
+                             self.last_metrics["generator_loss"],
+                             self.last_metrics["steps_per_s"])
             if done % c.sample_every == 0:
                 self.save_samples(state, done, 64 if program.dataset.is_image else 2500,
                                   f"samples/step_{done:07d}")

@@ -1,0 +1,102 @@
+"""What a rerun on a workdir that holds checkpoints may change, and what it must keep.
+
+A checkpoint is only meaningful with the config that made it, so the first run's
+``config.json`` and ``members.json`` are the record of the run and are never
+overwritten. A rerun is compared with that record member by member:
+
+* fields that do not change what the checkpoint means may differ (:data:`RESUMABLE`):
+  the length of the run, logging, sampling, checkpoint and evaluation cadence,
+  the non-finite policy, the learning rates (the documented way out of a non-finite
+  stop), the schedules' explicit horizons, the parallel mode and the tfds data_dir;
+* any other difference (dataset, method, seed, batch size, model, α path, ...) is
+  refused with one line naming the fields.
+
+Schedules whose horizon is ``-1`` ("the whole run") keep the first run's horizon when
+``num_steps`` changes: extending a finished run from 4 to 8 steps continues training
+at the end of the α path and the cosine decay instead of stretching both again (which
+would send α back up). Setting a horizon explicitly on the rerun overrides that.
+Every accepted change is appended to ``resumes.jsonl`` with the step it applies from.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import ml_collections
+
+from bridge_jax.configuration import ConfigError
+
+RESUMABLE = frozenset({
+    "num_steps", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints",
+    "num_final_samples", "progress_bar", "nonfinite_policy", "parallel", "data.data_dir",
+    "critic.learning_rate", "generator.learning_rate",
+    "alpha.transition_steps", "critic.lr_decay_steps", "generator.lr_decay_steps",
+})
+RESUMABLE_PREFIXES = ("eval.",)
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} → {"a.b": 1}."""
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def changed_fields(stored: dict[str, Any], new: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Every dotted field whose value differs: name → (stored, new)."""
+    a, b = flatten(stored), flatten(new)
+    return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
+
+
+def _resumable(name: str) -> bool:
+    return name in RESUMABLE or name.startswith(RESUMABLE_PREFIXES)
+
+
+def check_members(stored: list[dict[str, Any]], new: list[dict[str, Any]],
+                  workdir: str) -> dict[str, tuple[Any, Any]]:
+    """The accepted changes between the stored and the new members.json records (one
+    dict of fields); ConfigError naming the fields that may not change on a resume."""
+    names = lambda records: [(r.get("run"), r.get("seed")) for r in records]
+    if names(stored) != names(new):
+        raise ConfigError(
+            f"{workdir} holds checkpoints of other members (runs and seeds "
+            f"{names(stored)}), not {names(new)}; use a new workdir")
+    changes: dict[str, tuple[Any, Any]] = {}
+    for old, cur in zip(stored, new, strict=True):
+        changes.update(changed_fields(old["config"], cur["config"]))
+    refused = [k for k in changes if not _resumable(k)]
+    if refused:
+        shown = ", ".join(f"{k} ({changes[k][0]!r} → {changes[k][1]!r})" for k in refused[:6])
+        more = f" and {len(refused) - 6} more" if len(refused) > 6 else ""
+        raise ConfigError(
+            f"{workdir} holds checkpoints made with a different config: {shown}{more} may "
+            "not change on a resume; use a new workdir (fields that may change: "
+            f"{', '.join(sorted(RESUMABLE))}, eval.*)")
+    return changes
+
+
+def _resolved_horizons(config: dict[str, Any]) -> dict[str, int]:
+    """The horizons a -1 meant in a stored config: α's and each optimizer's cosine."""
+    steps = int(config["num_steps"])
+    return {"alpha.transition_steps": steps - int(config["alpha"]["transition_begin"]),
+            "critic.lr_decay_steps": steps, "generator.lr_decay_steps": steps}
+
+
+def pin_horizons(config: ml_collections.ConfigDict,
+                 stored: dict[str, Any]) -> ml_collections.ConfigDict:
+    """``config`` with every horizon left at -1 fixed to what it meant in ``stored`` (the
+    first run's config), when num_steps changed; otherwise ``config`` unchanged."""
+    if int(config.num_steps) == int(stored["num_steps"]):
+        return config
+    pinned = copy.deepcopy(config)
+    for name, value in _resolved_horizons(stored).items():
+        section, field = name.split(".")
+        if pinned[section][field] == -1 and stored[section][field] == -1:
+            with pinned.unlocked():
+                pinned[section][field] = max(int(value), 1)
+    return pinned
