@@ -98,6 +98,7 @@ class Checkpointer:
             item_handlers=ocp.StandardCheckpointHandler(),
         )
         _quiet_orbax_tracebacks()
+        _silence_closed_loop_errors()  # a failed save leaves the same in-flight writes
 
     def all_steps(self) -> list[int]:
         return sorted(self.manager.all_steps())
@@ -132,7 +133,10 @@ class Checkpointer:
             complete = self.all_steps()
         except Exception:  # the directory itself may be gone
             complete = []
-        which = f"step {step}" if step is not None else "a checkpoint"
+        # Saves are asynchronous: a failure surfaces at the next save or wait, so the
+        # step that failed may be an earlier one than ``step``.
+        which = (f"checkpoints (step {step}, or the one saved before it)" if step is not None
+                 else "a checkpoint")
         safe = (f"the newest complete checkpoint is step {complete[-1]}, which a rerun "
                 "resumes from" if complete else "no complete checkpoint exists")
         return CheckpointSaveError(f"saving {which} to {self.directory} failed "

@@ -92,6 +92,19 @@ def _fail_now(message: str, status: int = 1) -> None:
     os._exit(status)
 
 
+def _check_backend() -> None:
+    """One line, not a 40-line traceback, when JAX cannot start a backend (a wrong
+    JAX_PLATFORMS, a broken accelerator install)."""
+    import jax
+
+    try:
+        jax.devices()
+    except RuntimeError as err:
+        first = (str(err).strip().splitlines() or [""])[0]
+        _fail(f"JAX cannot start a backend ({first}); check JAX_PLATFORMS and the jax "
+              "install")
+
+
 def main(argv):
     del argv
     # Imported here so that --help and flag errors do not pay for importing JAX.
@@ -119,6 +132,7 @@ def main(argv):
             FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id,
             auto=FLAGS.distributed, timeout_s=FLAGS.distributed_timeout_s,
             heartbeat_timeout_s=min(FLAGS.distributed_timeout_s, 100))
+        _check_backend()
         result = train.train_and_evaluate(
             FLAGS.config, FLAGS.workdir,
             allow_unverified_checkpoints=FLAGS.allow_unverified_checkpoints)
@@ -127,7 +141,7 @@ def main(argv):
     except user_errors as err:
         _fail(str(err))
     except KeyboardInterrupt:
-        _fail_now("interrupted (Ctrl-C twice); the newest complete checkpoint in "
+        _fail_now("interrupted (Ctrl-C); the newest complete checkpoint in "
                   f"{FLAGS.workdir} is kept and a rerun resumes from it", status=130)
     except OSError as err:  # writing the workdir failed: disk full, permissions, ...
         where = f" {err.filename}" if err.filename else ""

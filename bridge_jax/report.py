@@ -485,6 +485,9 @@ def main(argv: list[str] | None = None) -> int:
     except ReportError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # --out is a file, not writable, the disk is full, ...
+        print(f"{PROG}: error: cannot write the report to {args.out}: {e}", file=sys.stderr)
+        return 2
     print(os.path.join(args.out, "results.md"))
     return 0
 

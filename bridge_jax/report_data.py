@@ -49,7 +49,7 @@ def read_json(path: str) -> Any:
     try:
         with open(path) as f:
             return from_json(json.load(f))
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, ValueError) as e:  # ValueError: bad JSON, or bytes that are not UTF-8
         raise ReportError(f"cannot read {path}: {e}") from None
 
 
@@ -150,7 +150,7 @@ class Group:
         if not os.path.exists(path):
             return []
         lines = []
-        with open(path) as f:
+        with open(path, errors="replace") as f:  # a torn or binary line is skipped below
             for text in f:
                 text = text.strip()
                 if not text:
@@ -237,6 +237,9 @@ def load_group(path: str, run_names: list[str] | None = None) -> Group:
     group.run_names = names or group.run_names
     summary_path = os.path.join(path, "summary.json")
     group.summary = read_json(summary_path) if os.path.exists(summary_path) else None
+    if group.summary is not None and not isinstance(group.summary, dict):
+        raise ReportError(f"{summary_path}: expected a JSON object, got "
+                          f"{type(group.summary).__name__}")
     group.problem = _incomplete_reason(group.summary)
     evals, problem = _evals_per_member(group.summary or {}, len(raw))
     group.problem = group.problem or problem

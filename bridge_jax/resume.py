@@ -48,9 +48,21 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def changed_fields(stored: dict[str, Any], new: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
-    """Every dotted field whose value differs: name → (stored, new)."""
+    """Every dotted field whose value differs: name → (stored, new). A field the stored
+    record lacks (added to the config since that run started) counts only when its new
+    value is not the default, so a newer version of the code resumes older runs."""
     a, b = flatten(stored), flatten(new)
-    return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
+    defaults = _default_fields()
+    return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b))
+            if a.get(k) != b.get(k) and not (k not in a and b.get(k) == defaults.get(k))}
+
+
+def _default_fields() -> dict[str, Any]:
+    import json
+
+    from bridge_jax.configuration import base_config
+
+    return flatten(json.loads(base_config().to_json_best_effort()))
 
 
 def _resumable(name: str) -> bool:
@@ -61,6 +73,11 @@ def check_members(stored: list[dict[str, Any]], new: list[dict[str, Any]],
                   workdir: str) -> dict[str, tuple[Any, Any]]:
     """The accepted changes between the stored and the new members.json records (one
     dict of fields); ConfigError naming the fields that may not change on a resume."""
+    if not (isinstance(stored, list) and stored
+            and all(isinstance(r, dict) and isinstance(r.get("config"), dict) for r in stored)):
+        raise ConfigError(
+            f"{workdir} holds checkpoints but its record (members.json) is damaged; restore "
+            "it, or use a new workdir")
     names = lambda records: [(r.get("run"), r.get("seed")) for r in records]
     if names(stored) != names(new):
         raise ConfigError(

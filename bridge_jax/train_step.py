@@ -7,7 +7,9 @@ One step, one compiled function (METHOD.md §5):
   3. One encoder/decoder update with the critic frozen, on the method's
      objective (see :mod:`bridge_jax.methods`): one critic pass per side
      serves both the weights w (stop-gradient) and B_α.
-  4. If any loss or gradient norm is non-finite, the update is discarded
+  4. If any loss or gradient norm, or the norm of the updated parameters, is
+     non-finite (a huge learning rate overflows the parameters from finite
+     gradients), the update is discarded
      (state kept), counted, and the first such step recorded; under the
      "stop" policy the step counter stays too and every later step is a
      no-op, so the state stays the last good one (step == the bad step)
@@ -41,7 +43,7 @@ from bridge_jax.train_state import GENERATOR_KEYS, TrainState
 
 # Bits of TrainState.first_nonfinite_what, naming the quantity that failed.
 NONFINITE_QUANTITIES = ("critic_loss", "critic_grad_norm", "generator_loss",
-                        "generator_grad_norm")
+                        "generator_grad_norm", "parameters")
 
 Metrics = dict[str, jax.Array]
 
@@ -234,7 +236,7 @@ class _TrainStep:
         """(next state, applied): the update if every check is finite and the run is not
         frozen, else the old state with the non-finite step counted (and recorded if first)."""
         finite = jnp.all(checks)
-        what = jnp.sum(jnp.where(checks, 0, 2 ** jnp.arange(4))).astype(jnp.int32)
+        what = jnp.sum(jnp.where(checks, 0, 2 ** jnp.arange(checks.shape[0]))).astype(jnp.int32)
         frozen = (state.first_nonfinite_step >= 0) if self.stop_policy else jnp.bool_(False)
         apply = finite & ~frozen
         # 'stop' keeps the step counter too, so the saved state is exactly the state before
@@ -266,9 +268,12 @@ class _TrainStep:
         new_gen, gen_opt_state, g_loss, g_gnorm, aux = self.generator_update(
             state, gen_params, critic_params, x, alpha, gen_key)
 
-        checks = jnp.stack([jnp.isfinite(c_loss), jnp.isfinite(c_gnorm),
-                            jnp.isfinite(g_loss), jnp.isfinite(g_gnorm)])
         new_params = {**{k: new_gen[k] for k in GENERATOR_KEYS}, "critic": critic_params}
+        # The norm, not only the elements: parameters so large that their norm overflows
+        # float32 (lr 1e30 from finite gradients) give non-finite losses one step later.
+        checks = jnp.stack([jnp.isfinite(c_loss), jnp.isfinite(c_gnorm),
+                            jnp.isfinite(g_loss), jnp.isfinite(g_gnorm),
+                            jnp.isfinite(optax.tree.norm(new_params))])
         new_state, apply = self.commit(state, checks, new_params, gen_opt_state,
                                        critic_opt_state)
         metrics = {"alpha": alpha, "critic_loss": c_loss, "critic_accuracy": c_acc,

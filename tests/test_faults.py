@@ -402,3 +402,42 @@ def test_a_refused_restore_prints_no_coroutine_noise(finished, tmp_path, env):
     assert "no readable checkpoint" in _one_error_line(result)
     assert "Exception ignored" not in result.stderr and "never awaited" not in result.stderr
     assert not (workdir / "config.json").exists()  # nothing recorded for a refused run
+
+
+# ---- found by the red-team pass after the fixes above --------------------------------------
+
+def test_an_update_that_overflows_the_parameters_is_caught_and_the_run_recovers(tmp_path,
+                                                                                  env):
+    """lr 1e30 gives finite losses and gradients but infinite parameters: the guard checks
+    the updated parameters too, so the state saved by 'stop' is the finite one before it,
+    and a rerun at the default learning rate continues from it."""
+    workdir = tmp_path / "run"
+    result = _run(_cli(workdir, "--config.generator.learning_rate=1e30"), env)
+    assert result.returncode == 2
+    assert "non-finite parameters at step 0" in _one_error_line(result)
+    rerun = _run(_cli(workdir), env)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    summary = json.loads((workdir / "summary.json").read_text())
+    assert np.isfinite(summary["param_norm"]) and summary["skipped_nonfinite_updates"] == 0
+
+
+def test_the_report_refuses_bad_records_and_outputs_in_one_line(finished, tmp_path, capsys):
+    from bridge_jax import report
+
+    workdir = _copy(finished, tmp_path)
+    with open(workdir / "metrics.jsonl", "ab") as f:
+        f.write(b"\xff\xfe\x00x\n")  # not UTF-8: skipped
+    assert report.main([str(workdir), "--out", str(tmp_path / "ok"), "--no-plots"]) == 0
+    (tmp_path / "a_file").write_text("")
+    assert report.main([str(workdir), "--out", str(tmp_path / "a_file"), "--no-plots"]) == 2
+    (workdir / "summary.json").write_text("[]")
+    assert report.main([str(workdir), "--out", str(tmp_path / "bad"), "--no-plots"]) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 2 and all(e.startswith("bridge_jax.report: error:") for e in errors)
+    assert "cannot write the report" in errors[0] and "expected a JSON object" in errors[1]
+
+
+def test_jax_that_cannot_start_is_one_line(tmp_path, env):
+    result = _run(_cli(tmp_path / "run"), {**env, "JAX_PLATFORMS": "bogus"}, timeout=120)
+    assert result.returncode == 2
+    assert "JAX cannot start a backend" in _one_error_line(result)
