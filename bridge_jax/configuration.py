@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from typing import Any
 
 import ml_collections
 
 from bridge_jax import methods as methods_lib
-from bridge_jax import schedules, step_memory
+from bridge_jax import schedules, step_memory, storage
 from bridge_jax.data import DATASET_NAMES
 from bridge_jax.data.tfds_source import DEFAULT_IMAGE_SIZES
 
@@ -281,8 +280,8 @@ def _validate_data(c: ml_collections.ConfigDict) -> None:
                  f"(e.g. one of {tuple(TFDS_DEFAULT_IMAGE_SIZE)})")
         _require(bool(c.data.data_dir), "data.data_dir is required when data.name='tfds': "
                  "datasets are read offline from a prepared tfds data_dir")
-        _require(os.path.isdir(c.data.data_dir),
-                 f"data.data_dir={c.data.data_dir!r} does not exist or is not a directory")
+        problem = storage.data_dir_problem(c.data.data_dir)
+        _require(problem is None, str(problem))
         _require(isinstance(c.data.split, str) and bool(c.data.split),
                  f"data.split must be a non-empty string such as 'train', got {c.data.split!r}")
     _require(_is_int(c.data.image_size) and c.data.image_size >= 0,
@@ -407,27 +406,10 @@ def _require_fits_in_memory(c: ml_collections.ConfigDict, num_devices: int,
 
 
 def _validate_workdir(workdir: str) -> None:
-    """The workdir is named, and this process can write where it is or will be: tried by
-    creating (and removing) a uniquely named probe in it, or in its nearest existing
-    parent if it does not exist yet, so a refused run leaves nothing behind; os.access
-    says yes to root even where nobody can write (e.g. /proc). A URI (``gs://...``) is
-    left to its storage client."""
-    _require(isinstance(workdir, str) and bool(workdir.strip()),
-             f"workdir={workdir!r} is empty: name the directory for checkpoints, metrics "
-             "and samples (--workdir=DIR; '.' for the current directory)")
-    if "://" in workdir:
-        return
-    parent = workdir
-    while parent and not os.path.exists(parent):
-        parent = os.path.dirname(parent.rstrip("/"))
-    parent = parent or "."
-    _require(os.path.isdir(parent), f"workdir={workdir!r} is not writable: {parent!r} is "
-             "not a directory")
-    try:
-        os.rmdir(tempfile.mkdtemp(prefix=".bridge_jax_write_probe_", dir=parent))
-    except OSError as err:
-        raise ConfigError(f"workdir={workdir!r} is not writable: creating a directory in "
-                          f"{parent!r} failed ({err.strerror or err})") from None
+    """The workdir is named and writable: a local folder, or a gs:// bucket
+    (:func:`bridge_jax.storage.workdir_problem`; refused runs leave nothing behind)."""
+    problem = storage.workdir_problem(workdir)
+    _require(problem is None, str(problem))
 
 
 def _validate_eval(c: ml_collections.ConfigDict) -> None:
@@ -441,8 +423,9 @@ def _validate_eval(c: ml_collections.ConfigDict) -> None:
              f"eval.every must be a non-negative integer, got {c.eval.every!r}")
     _require(_is_int(c.eval.num_samples) and c.eval.num_samples >= 0,
              f"eval.num_samples must be a non-negative integer, got {c.eval.num_samples!r}")
-    _require(isinstance(c.eval.classifier_dir, str),
-             f"eval.classifier_dir must be a string, got {c.eval.classifier_dir!r}")
+    _require(isinstance(c.eval.classifier_dir, str) and "://" not in c.eval.classifier_dir,
+             "eval.classifier_dir must be a local directory (a cache), got "
+             f"{c.eval.classifier_dir!r}")
 
 
 def set_field(config: ml_collections.ConfigDict, name: str, value: Any) -> None:

@@ -29,9 +29,9 @@ EVAL_SEED = 1234  # evaluation keys: PRNGKey(EVAL_SEED + member seed), folded wi
 def default_classifier_dir() -> str:
     """Where the digit classifier is cached when ``eval.classifier_dir`` is empty:
     ``$BRIDGE_JAX_CACHE/classifier``, else ``~/.cache/bridge_jax/classifier``."""
-    root = os.environ.get("BRIDGE_JAX_CACHE") or os.path.join(
-        os.path.expanduser("~"), ".cache", "bridge_jax")
-    return os.path.join(root, "classifier")
+    from bridge_jax.data.remote import cache_root
+
+    return os.path.join(cache_root(), "classifier")
 
 
 class EvalRunner:

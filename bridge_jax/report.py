@@ -37,6 +37,7 @@ from bridge_jax.report_data import (
     load_workdirs,
     metric_stat,
     num_modes,
+    refuse_uris,
     runs_by_dataset,
     save_records,
 )
@@ -475,6 +476,7 @@ def main(argv: list[str] | None = None) -> int:
                              "report from there")
     args = parser.parse_args(argv)
     try:
+        refuse_uris(*args.workdirs, args.out, args.save_records)
         if args.save_records:
             if len(args.workdirs) != 1:
                 raise ReportError("--save-records takes exactly one WORKDIR")

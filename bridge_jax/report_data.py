@@ -33,6 +33,15 @@ class ReportError(ValueError):
     """The input is not a workdir, is malformed, or holds nothing to report."""
 
 
+def refuse_uris(*paths: str) -> None:
+    """ReportError for a URI (``gs://...``): the report reads and writes local folders,
+    and must never turn a URI into a local folder named ``gs:``."""
+    for path in paths:
+        if "://" in path:
+            raise ReportError(f"{path} is a URI; the report reads and writes local folders: "
+                              f"copy it first (gcloud storage cp -r {path} DIR)")
+
+
 def from_json(x: Any) -> Any:
     """The stored values back to numbers: the strings "inf", "-inf", "nan" → floats."""
     if isinstance(x, dict):

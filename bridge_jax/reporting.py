@@ -3,6 +3,10 @@
   metrics.jsonl        one JSON object per logged step: {"step": s, name: value, ...}
   tensorboard/         TensorBoard event files (tensorboardX: no TensorFlow needed)
   samples/step_N.png   a scatter plot (2-D data) or an image grid
+
+The workdir may be a local folder or a ``gs://`` bucket (:mod:`bridge_jax.storage`):
+tensorboardX uploads its event files to a bucket itself (google-cloud-storage, the
+whole file at each flush), pictures are written through etils.epath.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
+import time
 
 import matplotlib
 
@@ -18,25 +22,65 @@ matplotlib.use("Agg")  # headless: files only
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from bridge_jax import storage  # noqa: E402
+
 log = logging.getLogger(__name__)
+
+METRICS_FILE = "metrics.jsonl"
 
 
 class MetricWriter:
-    """Appends scalars to metrics.jsonl and TensorBoard; a no-op when disabled."""
+    """Writes scalars to metrics.jsonl and TensorBoard; a no-op when disabled.
+
+    On a local disk metrics.jsonl is appended line by line. An object store has no
+    append (gcsfs's ``open('a')`` overwrites), so there the writer keeps the file's
+    lines and uploads them whole at each :meth:`flush`: every ``FLUSH_S`` seconds, when
+    the loop is about to save a checkpoint (so a run resumed from that checkpoint finds
+    every line up to its step), and at :meth:`close`.
+    """
+
+    FLUSH_S = 60.0
 
     def __init__(self, workdir: str, enabled: bool = True):
         self.enabled = enabled
         self._tb = None
         self._jsonl = None
+        self._path = storage.join(workdir, METRICS_FILE)
+        self._remote = storage.is_uri(workdir)
+        self._text = ""  # an object store's metrics.jsonl, as it will be uploaded
+        self._unflushed = False
+        self._flushed_at = time.monotonic()
         if enabled:
             from tensorboardX import SummaryWriter
 
-            os.makedirs(workdir, exist_ok=True)
-            self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a", buffering=1)
-            self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+            if self._remote:
+                self._text = (storage.read_text(self._path)
+                              if storage.exists(self._path) else "")
+            else:
+                storage.make_dirs(workdir)
+                self._jsonl = open(self._path, "a", buffering=1)
+            self._tb = SummaryWriter(storage.join(workdir, "tensorboard"))
 
     def _write_line(self, record: dict) -> None:
-        self._jsonl.write(json.dumps(jsonable(record)) + "\n")
+        line = json.dumps(jsonable(record)) + "\n"
+        if not self._remote:
+            self._jsonl.write(line)
+            return
+        self._text += line
+        self._unflushed = True
+        if time.monotonic() - self._flushed_at > self.FLUSH_S:
+            self.flush()
+
+    def flush(self) -> None:
+        """Makes every line written so far durable (an object store: one upload) and
+        flushes TensorBoard's events."""
+        if not self.enabled:
+            return
+        if self._unflushed:
+            storage.write_text(self._path, self._text)
+            self._unflushed = False
+        self._flushed_at = time.monotonic()
+        self._tb.flush()
 
     def write_scalars(self, step: int, scalars: dict[str, float]) -> None:
         if not self.enabled:
@@ -62,12 +106,15 @@ class MetricWriter:
         """Adds a saved PNG to TensorBoard as an image."""
         if not self.enabled:
             return
-        image = plt.imread(png_path)[..., :3]
+        with storage.path(png_path).open("rb") as f:
+            image = plt.imread(f, format="png")[..., :3]
         self._tb.add_image(name, image, int(step), dataformats="HWC")
 
     def close(self) -> None:
         if self.enabled:
-            self._jsonl.close()
+            self.flush()
+            if self._jsonl is not None:
+                self._jsonl.close()
             self._tb.close()
 
 
@@ -75,27 +122,24 @@ def trim_metrics(workdir: str, step: int, *, evals_at_step: bool = True) -> None
     """Drops from metrics.jsonl every line that a run resuming at ``step`` writes again:
     lines after ``step``, and the evaluations at ``step`` itself unless
     ``evals_at_step`` (the final evaluation of a finished run is redone); also a
-    torn last line of a killed run. The file is replaced atomically."""
-    path = os.path.join(workdir, "metrics.jsonl")
-    if not os.path.exists(path):
+    torn last line of a killed run. The file is replaced at once (never half written)."""
+    path = storage.join(workdir, METRICS_FILE)
+    if not storage.exists(path):
         return
     kept, dropped = [], 0
-    with open(path) as f:
-        for line in f:
-            try:
-                record = json.loads(line)
-                s = int(record["step"])
-            except (ValueError, KeyError, TypeError):
-                dropped += 1
-                continue
-            if s < step or (s == step and (evals_at_step or "member" not in record)):
-                kept.append(line if line.endswith("\n") else line + "\n")
-            else:
-                dropped += 1
+    for line in storage.read_text(path).splitlines(keepends=True):
+        try:
+            record = json.loads(line)
+            s = int(record["step"])
+        except (ValueError, KeyError, TypeError):
+            dropped += 1
+            continue
+        if s < step or (s == step and (evals_at_step or "member" not in record)):
+            kept.append(line if line.endswith("\n") else line + "\n")
+        else:
+            dropped += 1
     if dropped:
-        with open(path + ".tmp", "w") as f:
-            f.writelines(kept)
-        os.replace(path + ".tmp", path)
+        storage.replace_text(path, "".join(kept))
         log.info("metrics.jsonl: dropped %d line(s) that the resumed run writes again",
                  dropped)
 
@@ -120,8 +164,8 @@ def read_metrics(workdir: str, kind: str = "train") -> list[dict]:
     ``"all"`` both."""
     if kind not in ("train", "eval", "all"):
         raise ValueError(f"kind must be 'train', 'eval' or 'all', got {kind!r}")
-    with open(os.path.join(workdir, "metrics.jsonl")) as f:
-        records = [json.loads(line) for line in f if line.strip()]
+    text = storage.read_text(storage.join(workdir, METRICS_FILE))
+    records = [json.loads(line) for line in text.splitlines() if line.strip()]
     if kind == "all":
         return records
     return [r for r in records if ("member" in r) == (kind == "eval")]
@@ -142,7 +186,8 @@ def save_scatter(samples: np.ndarray, path: str, centers: np.ndarray | None = No
     ax.set_aspect("equal")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path)
+    with storage.path(path).open("wb") as f:
+        fig.savefig(f, format="png")
     plt.close(fig)
 
 
@@ -160,7 +205,8 @@ def image_grid(images: np.ndarray, columns: int = 8) -> np.ndarray:
 def save_image_grid(images: np.ndarray, path: str, columns: int = 8) -> None:
     """Saves an image grid as PNG (grey for one channel)."""
     grid = np.clip(image_grid(images, columns), 0.0, 1.0)
-    if grid.shape[-1] == 1:
-        plt.imsave(path, grid[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
-    else:
-        plt.imsave(path, grid)
+    with storage.path(path).open("wb") as f:
+        if grid.shape[-1] == 1:
+            plt.imsave(f, grid[..., 0], cmap="gray", vmin=0.0, vmax=1.0, format="png")
+        else:
+            plt.imsave(f, grid, format="png")

@@ -22,13 +22,12 @@ import copy
 import dataclasses
 import json
 import logging
-import os
 from collections.abc import Callable
 from typing import Any
 
 import ml_collections
 
-from bridge_jax import configuration, methods
+from bridge_jax import configuration, methods, storage
 from bridge_jax.configuration import ConfigError
 
 log = logging.getLogger(__name__)
@@ -183,11 +182,8 @@ def _run_position(config: ml_collections.ConfigDict, name: str) -> int:
 
 def is_complete(workdir: str) -> bool:
     """Whether ``workdir`` holds a finished run (its summary.json says complete)."""
-    try:
-        with open(os.path.join(workdir, "summary.json")) as f:
-            return bool(json.load(f).get("complete"))
-    except (OSError, ValueError):
-        return False
+    summary = storage.read_json(storage.join(workdir, "summary.json"), {})
+    return isinstance(summary, dict) and bool(summary.get("complete"))
 
 
 def run_sweep(config: ml_collections.ConfigDict, members: list[Member], workdir: str,
@@ -198,12 +194,11 @@ def run_sweep(config: ml_collections.ConfigDict, members: list[Member], workdir:
     groups = group_members(members)
     record = sweep_record(config, groups)
     if is_chief:
-        os.makedirs(workdir, exist_ok=True)
-        with open(os.path.join(workdir, SWEEP_FILE), "w") as f:
-            json.dump(record, f, indent=1)
+        storage.make_dirs(workdir)
+        storage.write_json(storage.join(workdir, SWEEP_FILE), record)
     result = None
     for i, group in enumerate(groups):
-        sub = os.path.join(workdir, group_dir(i, group))
+        sub = storage.join(workdir, group_dir(i, group))
         if is_complete(sub):
             log.info("sweep group %s is complete; skipped", sub)
             continue

@@ -5,7 +5,8 @@ it). It validates the config and every member of it before anything compiles. A 
 config is one run of ``sweep.num_seeds`` members (1 by default) trained in ``workdir``;
 a config with ``sweep.runs`` is a sweep (:mod:`bridge_jax.sweeps`), whose groups of
 members train one after another in ``workdir/<group>``. Each run resumes from the
-newest readable checkpoint in its workdir and writes:
+newest readable checkpoint in its workdir (a local folder or a ``gs://`` URI:
+:mod:`bridge_jax.storage`) and writes:
 
   config.json, members.json     the resolved config; every member's run, seed, config
   metrics.jsonl                 scalars every ``log_every`` steps (mean over members),
@@ -20,7 +21,9 @@ newest readable checkpoint in its workdir and writes:
   resumes.jsonl                 the settings a resume changed (``bridge_jax.resume``)
 
 A SIGTERM (the preemption signal) makes the loop save a checkpoint at the current
-step and return early; rerunning with the same workdir resumes bitwise. The workdir
+step and return early (in a multi-process run, every process at one agreed step:
+:class:`bridge_jax.train_loop.StopSignals`); rerunning with the same workdir resumes
+bitwise. The workdir
 is locked while a run holds it (``bridge_jax.workdir_lock``); config.json and
 members.json, the record of how the checkpoints were made, are never rewritten, and a
 resume may change only what ``bridge_jax.resume`` allows. A finished run that is run
@@ -33,7 +36,6 @@ import dataclasses
 import functools
 import json
 import logging
-import os
 import time
 from typing import Any
 
@@ -47,6 +49,7 @@ from bridge_jax import (
     members,
     reporting,
     resume,
+    storage,
     sweeps,
     workdir_lock,
 )
@@ -101,16 +104,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
 
 
 def _write_json(workdir: str, name: str, value) -> None:
-    with open(os.path.join(workdir, name), "w") as f:
-        json.dump(value, f, indent=1)
+    storage.write_json(storage.join(workdir, name), value)
 
 
 def _read_json(workdir: str, name: str, default=None):
-    try:
-        with open(os.path.join(workdir, name)) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return default
+    return storage.read_json(storage.join(workdir, name), default)
 
 
 def _restore(checkpointer, program, state, workdir: str, legacy_resume: bool):
@@ -127,7 +125,7 @@ def _restore(checkpointer, program, state, workdir: str, legacy_resume: bool):
 
 def _open_checkpoints(workdir: str, config, allow_unverified: bool):
     """The run's Checkpointer, after checking that its directory can be written."""
-    directory = os.path.join(workdir, "checkpoints")
+    directory = storage.join(workdir, "checkpoints")
     checkpointing.check_writable(directory)
     return checkpointing.Checkpointer(directory, max_to_keep=int(config.keep_checkpoints),
                                       allow_unverified=allow_unverified)
@@ -159,16 +157,16 @@ def _reconcile_with_record(group: list[sweeps.Member], workdir: str, has_checkpo
     if changes and is_chief:
         log.warning("resuming %s with changed settings: %s", workdir,
                     ", ".join(f"{k}={v[1]!r} (was {v[0]!r})" for k, v in changes.items()))
-        with open(os.path.join(workdir, "resumes.jsonl"), "a") as f:
-            f.write(json.dumps({"time": time.strftime("%Y-%m-%d %H:%M:%S"),
-                                "changed": {k: list(v) for k, v in changes.items()}}) + "\n")
+        storage.append_text(storage.join(workdir, "resumes.jsonl"), json.dumps(
+            {"time": time.strftime("%Y-%m-%d %H:%M:%S"),
+             "changed": {k: list(v) for k, v in changes.items()}}) + "\n")
     return group, False
 
 
 def _write_record(workdir: str, group: list[sweeps.Member]) -> None:
     """config.json and members.json: how the run's checkpoints are made."""
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-        f.write(group[0].config.to_json_best_effort(indent=2))
+    storage.write_text(storage.join(workdir, "config.json"),
+                       group[0].config.to_json_best_effort(indent=2))
     _write_json(workdir, "members.json", [m.record() for m in group])
 
 
@@ -185,7 +183,7 @@ def train_group(group: list[sweeps.Member], workdir: str, parallel: DataParallel
     """
     parallel = parallel or DataParallel(group[0].config.parallel)
     is_chief = jax.process_index() == 0
-    os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
+    storage.make_dirs(storage.join(workdir, "samples"))  # local disks only
     checkpointer = _open_checkpoints(workdir, group[0].config, allow_unverified)
     group, new_record = _reconcile_with_record(group, workdir, bool(checkpointer.all_steps()),
                                                is_chief)

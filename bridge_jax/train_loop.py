@@ -4,7 +4,6 @@ checkpoints and preemption, for one run of N ≥ 1 members (:class:`Loop`)."""
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
 import time
@@ -13,7 +12,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from bridge_jax import reporting, train_step
+from bridge_jax import reporting, storage, train_step
 from bridge_jax.eval_runner import scalars
 
 log = logging.getLogger(__name__)
@@ -111,7 +110,7 @@ class Loop:
         stopped = [m for m, s in enumerate(statuses) if s.first_step is not None]
         if self.raise_on_stop and stopped:
             s = statuses[0]
-            self.checkpointer.save(s.first_step, self.program.global_state(state))
+            self.save_checkpoint(s.first_step, state)
             self.checkpointer.wait()
             raise NonFiniteError(
                 f"non-finite {s.what} at step {s.first_step}; the update was not applied and "
@@ -139,7 +138,7 @@ class Loop:
             out.append(samples)
             if self.is_chief:
                 suffix = "" if self.program.n == 1 else f"_m{m:03d}"
-                path = os.path.join(self.workdir, f"{name}{suffix}.png")
+                path = storage.join(self.workdir, f"{name}{suffix}.png")
                 self._picture(samples, path, step, member.label)
                 if m == 0:
                     self.writer.write_image(step, "samples", path)
@@ -165,8 +164,15 @@ class Loop:
         return evals
 
     # ---- the loop ------------------------------------------------------------------------
-    def train(self, state, batches, start_step: int, sigterm, t0: float):
-        """Runs the prefetched ``batches``; returns the last state."""
+    def save_checkpoint(self, step: int, state) -> None:
+        """Saves ``state`` as checkpoint ``step``, after making the metrics written so far
+        durable (a run resumed from this step then finds every line up to it)."""
+        self.writer.flush()
+        self.checkpointer.save(step, self.program.global_state(state))
+
+    def train(self, state, batches, start_step: int, stop, t0: float):
+        """Runs the prefetched ``batches``; returns the last state. ``stop`` (a
+        :class:`StopSignals`) names the step at which to save and return early."""
         c, program = self.config, self.program
         num_steps, eval_every = int(c.num_steps), int(c.eval.every)
         step_fn = program.compile_step()
@@ -194,13 +200,14 @@ class Loop:
             if (eval_every and done % eval_every == 0 and done < num_steps
                     and self.runner.enabled):
                 self.evaluate(state, done)
-            if (done % c.checkpoint_every == 0 or done == num_steps or sigterm.received
+            stopping = stop.received
+            if (done % c.checkpoint_every == 0 or done == num_steps or stopping
                     or all_stopped):
                 self.check_nonfinite(state)  # never save a frozen state under a later step
-                self.checkpointer.save(done, program.global_state(state))
+                self.save_checkpoint(done, state)
             if progress is not None:
                 progress.update(1)
-            if sigterm.received:
+            if stopping:
                 self.preempted = done < num_steps
                 break
             if all_stopped:
@@ -230,8 +237,8 @@ class Loop:
         if c.num_final_samples > 0:
             samples = self.save_samples(state, step, int(c.num_final_samples), "samples")
             if self.is_chief:
-                np.save(os.path.join(self.workdir, "samples.npy"),
-                        samples[0] if program.n == 1 else np.stack(samples))
+                with storage.path(storage.join(self.workdir, "samples.npy")).open("wb") as f:
+                    np.save(f, samples[0] if program.n == 1 else np.stack(samples))
         if not self.runner.enabled:
             return []
         self.reference = self.runner.reference()

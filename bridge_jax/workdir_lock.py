@@ -34,7 +34,7 @@ import socket
 import threading
 import time
 
-from etils import epath
+from bridge_jax import storage
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class WorkdirLock:
 
     def __init__(self, workdir: str | os.PathLike):
         self.workdir = os.fspath(workdir)
-        self.path = epath.Path(self.workdir) / LOCK_NAME
+        self.path = storage.path(self.workdir) / LOCK_NAME
         self._fd: int | None = None
         self._token = secrets.token_hex(8)
         self._stop = threading.Event()
@@ -82,8 +82,8 @@ class WorkdirLock:
         self.lost = False  # a lease overwritten by another run (object stores only)
 
     def __enter__(self) -> WorkdirLock:
-        epath.Path(self.workdir).mkdir(parents=True, exist_ok=True)
-        if "://" in self.workdir or not self._take_flock():
+        storage.make_dirs(self.workdir)  # a bucket has no directories
+        if storage.is_uri(self.workdir) or not self._take_flock():
             self._take_lease()
         return self
 

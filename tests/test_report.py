@@ -331,6 +331,19 @@ def test_cli_error_is_one_line_and_status_2(tmp_path):
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize("args", [["gs://bucket/run", "--out", "OUT"],
+                                  ["RUN", "--out", "gs://bucket/report"],
+                                  ["RUN", "--out", "OUT", "--save-records", "gs://b/records"]])
+def test_a_uri_is_refused_in_one_line_and_never_becomes_a_local_folder(
+        args, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "RUN").mkdir()
+    assert report.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is a URI; the report reads and writes local folders" in err
+    assert sorted(os.listdir(tmp_path)) == ["RUN"]
+
+
 def test_skip_policy_all_infinite_and_missing_group_dir(tmp_path):
     """A sweep whose second group never started; its runs kept going past non-finite
     updates (policy skip) and one run has no HQ sample in any seed."""

@@ -53,6 +53,10 @@ def open_source(tfds_name: str, data_dir: str | os.PathLike | None, split: str):
             f"prepared (nothing is downloaded). {prepare_hint(tfds_name, None)}"
         )
     data_dir = os.fspath(data_dir)
+    if "://" in data_dir:  # a bucket: read from a local copy (bridge_jax.data.remote)
+        from bridge_jax.data import remote
+
+        data_dir = remote.local_copy(data_dir, base_name(tfds_name))
     if not os.path.isdir(data_dir):
         raise DataError(
             f"data_dir {data_dir!r} for tfds dataset {tfds_name!r} does not exist. "
