@@ -4,6 +4,7 @@ checkpoints and preemption, for one run of N ≥ 1 members (:class:`Loop`)."""
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -23,25 +24,47 @@ class NonFiniteError(FloatingPointError):
 
 
 class StopSignals:
-    """Turns SIGTERM (preemption) and a first SIGINT (Ctrl-C) into a flag that makes the
-    loop save a checkpoint at the current step and return (main thread only).
+    """Turns SIGTERM (preemption) and a first SIGINT (Ctrl-C) into a stop: the loop saves
+    a checkpoint at the step :meth:`should_stop` names and returns (main thread only).
 
-    Once set, further SIGTERMs are ignored, so a second preemption signal cannot kill
-    the process in the middle of its save; a second SIGINT means "exit now" and raises
-    KeyboardInterrupt (the newest complete checkpoint is kept)."""
+    One process: the step at which the signal is seen. Several processes (a pod):
+    every process must save the same step, or the hosts wait on each other's
+    collectives. There SIGTERM is left to JAX's preemption service, whose notifier
+    ``jax.distributed.initialize`` installs: a notice on any host reaches all of them,
+    and ``multihost_utils.reached_preemption_sync_point`` (asked once per step, a local
+    check until a notice arrives) turns true at the same step everywhere. A first
+    Ctrl-C on any host becomes such a notice (a SIGTERM to itself).
 
-    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+    Once stopping, further SIGTERMs are ignored, so a second preemption signal cannot
+    kill the process in the middle of its save; a second SIGINT means "exit now" and
+    raises KeyboardInterrupt (the newest complete checkpoint is kept)."""
 
     def __init__(self):
         self.received = False
+        self.synced = preemption_service_running()
         self._interrupts = 0
         self._previous: dict[int, Any] = {}
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            for signum in self.SIGNALS:
+            # With the preemption service, SIGTERM stays with its notifier.
+            signals = (signal.SIGINT,) if self.synced else (signal.SIGTERM, signal.SIGINT)
+            for signum in signals:
                 self._previous[signum] = signal.signal(signum, self._handle)
         return self
+
+    def should_stop(self, step: int) -> bool:
+        """Whether the loop saves at ``step`` and stops; called once per step, in order."""
+        if not self.synced:
+            return self.received
+        from jax.experimental import multihost_utils
+
+        if not multihost_utils.reached_preemption_sync_point(step):
+            return False
+        log.warning("preemption notice: every process saves a checkpoint at step %d and "
+                    "stops", step)
+        self.received = True
+        return True
 
     def _handle(self, signum, frame):
         name = signal.Signals(signum).name
@@ -55,6 +78,8 @@ class StopSignals:
         log.warning("%s received: saving a checkpoint and stopping%s", name,
                     " (Ctrl-C again to exit at once)" if signum == signal.SIGINT else "")
         self.received = True
+        if self.synced:  # tell every host, through JAX's preemption notifier
+            os.kill(os.getpid(), signal.SIGTERM)
 
     def __exit__(self, *exc):
         for signum, previous in self._previous.items():
@@ -63,6 +88,13 @@ class StopSignals:
 
 
 SigtermFlag = StopSignals  # the earlier name
+
+
+def preemption_service_running() -> bool:
+    """Whether this is a multi-process run with JAX's preemption service (started by
+    ``jax.distributed.initialize`` unless ``jax_enable_preemption_service`` is off)."""
+    return jax.process_count() > 1 and bool(
+        jax.config.values.get("jax_enable_preemption_service", False))
 
 
 def clear_stop_flag(global_state, parallel, restored_step: int):
@@ -200,7 +232,7 @@ class Loop:
             if (eval_every and done % eval_every == 0 and done < num_steps
                     and self.runner.enabled):
                 self.evaluate(state, done)
-            stopping = stop.received
+            stopping = stop.should_stop(done)
             if (done % c.checkpoint_every == 0 or done == num_steps or stopping
                     or all_stopped):
                 self.check_nonfinite(state)  # never save a frozen state under a later step
