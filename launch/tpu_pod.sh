@@ -2,7 +2,7 @@
 # Creates (or reuses) a Cloud TPU VM pod slice and trains bridge_jax on every worker.
 #
 #   bash launch/tpu_pod.sh --name=bridge-v4-32 --zone=us-central2-b --accelerator=v4-32 \
-#       --config=cifar10 --workdir=/mnt/bucket/runs/cifar [--project=P] [--spot] \
+#       --config=cifar10 --workdir=gs://BUCKET/runs/cifar [--project=P] [--spot] \
 #       [--service-account=SA] [--detach] [--dry-run] [-- --config.batch_size=1024 ...]
 #
 # Steps (each a command; --dry-run prints them all and runs none, not even the local tar):
@@ -22,9 +22,10 @@
 #     metadata; the progress bar off (`--config.progress_bar=False`: a pod logs lines,
 #     see docs/tpu.md), the output also in ~/bridge_jax_train.log on every worker.
 #     --detach starts it in the background (it survives the ssh session) and returns.
-# The workdir must be one place every worker sees: an absolute path on a shared mount (a
-# bucket mounted with gcsfuse, NFS; each worker refuses a path on its own disk) or a URI
-# the trainer handles (docs/tpu.md: permissions, watching progress, preemption).
+# The workdir must be one place every worker sees: a gs:// URI, which the trainer writes
+# directly (the usual choice), or an absolute path on a shared mount (a bucket mounted
+# with gcsfuse, NFS; each worker refuses a path on its own disk). docs/tpu.md:
+# permissions, watching progress, preemption.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 NAME="" ZONE="" PROJECT="" SPOT=0 SERVICE_ACCOUNT="" ACCEL="v4-8" VERSION="tpu-ubuntu2204-base" CONFIG="cifar10"
@@ -132,7 +133,8 @@ on_all_workers "python3 -m pip install --user --quiet uv==$UV_VERSION \
 # recreated without mounting the bucket again.
 LOCAL_DISK="ext2|ext3|ext4|xfs|btrfs|tmpfs|overlay"
 NOT_SHARED="tpu_pod.sh: error: --workdir=$WORKDIR is on this worker's own disk, not shared: \
-mount the bucket (gcsfuse) or NFS there on every worker first (docs/tpu.md)"
+use a gs:// workdir, or mount the bucket (gcsfuse) or NFS there on every worker first \
+(docs/tpu.md)"
 CHECK=""
 if [[ "$WORKDIR" != *://* ]]; then
   CHECK="d=$(q "$WORKDIR"); while [ ! -e \"\$d\" ]; do d=\$(dirname \"\$d\"); done; "

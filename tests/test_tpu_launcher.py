@@ -170,8 +170,8 @@ def test_the_workers_train_on_a_shared_workdir_and_refuse_one_on_their_own_disk(
     r = _run_on_a_worker(train, home)
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr == (f"tpu_pod.sh: error: --workdir={local} is on this worker's own disk, "
-                        "not shared: mount the bucket (gcsfuse) or NFS there on every worker "
-                        "first (docs/tpu.md)\n")
+                        "not shared: use a gs:// workdir, or mount the bucket (gcsfuse) or "
+                        "NFS there on every worker first (docs/tpu.md)\n")
     r = _run_on_a_worker(train, home, fake_fs="fuse.gcsfuse")  # as if a bucket were mounted
     assert r.returncode == 0 and f"arg: --workdir={local}" in r.stdout.splitlines(), r.stderr
 
