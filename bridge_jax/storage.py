@@ -64,10 +64,6 @@ def read_text(location: str | os.PathLike) -> str:
     return path(location).read_text()
 
 
-def write_bytes(location: str | os.PathLike, data: bytes) -> None:
-    path(location).write_bytes(data)
-
-
 def write_text(location: str | os.PathLike, text: str) -> None:
     path(location).write_text(text)
 
