@@ -242,6 +242,9 @@ def _silence_closed_loop_errors() -> None:
         exc = unraisable.exc_value
         if isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed":
             return
+        code = getattr(unraisable.object, "cr_code", None)  # an orbax read's coroutine
+        if code is not None and f"{os.sep}orbax{os.sep}" in code.co_filename:
+            return
         previous(unraisable)
 
     hook._bridge_jax_filter = True

@@ -127,7 +127,7 @@ def trim_metrics(workdir: str, step: int, *, evals_at_step: bool = True) -> None
     if not storage.exists(path):
         return
     kept, dropped = [], 0
-    for line in storage.read_text(path).splitlines(keepends=True):
+    for line in storage.read_text(path, errors="replace").splitlines(keepends=True):
         try:
             record = json.loads(line)
             s = int(record["step"])

@@ -60,8 +60,9 @@ def exists(location: str | os.PathLike) -> bool:
     return path(location).exists()
 
 
-def read_text(location: str | os.PathLike) -> str:
-    return path(location).read_text()
+def read_text(location: str | os.PathLike, errors: str = "strict") -> str:
+    """The file as UTF-8 text (``errors="replace"``: undecodable bytes as U+FFFD)."""
+    return path(location).read_bytes().decode("utf-8", errors=errors)
 
 
 def write_text(location: str | os.PathLike, text: str) -> None:

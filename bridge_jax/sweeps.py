@@ -180,10 +180,25 @@ def _run_position(config: ml_collections.ConfigDict, name: str) -> int:
     return names.index(name) if name in names else len(names)
 
 
-def is_complete(workdir: str) -> bool:
-    """Whether ``workdir`` holds a finished run (its summary.json says complete)."""
+def is_complete(workdir: str, num_steps: int | None = None) -> bool:
+    """Whether ``workdir`` holds a finished run (its summary.json says complete), of
+    ``num_steps`` steps if given (a sweep extended to more steps is not complete)."""
     summary = storage.read_json(storage.join(workdir, "summary.json"), {})
-    return isinstance(summary, dict) and bool(summary.get("complete"))
+    return (isinstance(summary, dict) and bool(summary.get("complete"))
+            and (num_steps is None or summary.get("num_steps") == num_steps))
+
+
+def _check_started_groups(groups: list[list[Member]], workdir: str) -> None:
+    """ConfigError unless every group that has already started in ``workdir`` may resume
+    with this config (:func:`bridge_jax.resume.check_members` on its members.json), so a
+    rerun with other settings is refused before sweep.json or anything else changes."""
+    from bridge_jax import resume
+
+    for i, group in enumerate(groups):
+        sub = storage.join(workdir, group_dir(i, group))
+        stored = storage.read_json(storage.join(sub, "members.json"))
+        if stored is not None:
+            resume.check_members(stored, [m.record() for m in group], sub)
 
 
 def run_sweep(config: ml_collections.ConfigDict, members: list[Member], workdir: str,
@@ -193,13 +208,14 @@ def run_sweep(config: ml_collections.ConfigDict, members: list[Member], workdir:
     Returns the result of the last group trained (None if all were finished)."""
     groups = group_members(members)
     record = sweep_record(config, groups)
+    _check_started_groups(groups, workdir)
     if is_chief:
         storage.make_dirs(workdir)
         storage.write_json(storage.join(workdir, SWEEP_FILE), record)
     result = None
     for i, group in enumerate(groups):
         sub = storage.join(workdir, group_dir(i, group))
-        if is_complete(sub):
+        if is_complete(sub, int(group[0].config.num_steps)):
             log.info("sweep group %s is complete; skipped", sub)
             continue
         log.info("sweep group %d/%d: %s × %d members", i + 1, len(groups),

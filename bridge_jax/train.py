@@ -148,9 +148,14 @@ def _reconcile_with_record(group: list[sweeps.Member], workdir: str, has_checkpo
     checkpoints and a record is checked against it (:mod:`bridge_jax.resume`): refused
     changes raise ConfigError, -1 horizons are pinned, accepted changes are appended
     to resumes.jsonl, and the record is kept as it is."""
-    stored = _stored_members(workdir, group) if has_checkpoints else None
-    if stored is None:
+    if not has_checkpoints:
         return group, True
+    stored = _stored_members(workdir, group)
+    if stored is None:
+        raise configuration.ConfigError(
+            f"{workdir} holds checkpoints but no readable record of how they were made "
+            "(members.json and config.json are missing or damaged); restore them, or use "
+            "a new workdir")
     changes = resume.check_members(stored, [m.record() for m in group], workdir)
     group = [dataclasses.replace(m, config=resume.pin_horizons(m.config, old["config"]))
              for m, old in zip(group, stored, strict=True)]
@@ -198,7 +203,8 @@ def train_group(group: list[sweeps.Member], workdir: str, parallel: DataParallel
         raise configuration.ConfigError(
             f"num_steps={num_steps} is below step {start_step} of the newest checkpoint "
             f"in {workdir}; raise num_steps or use a new workdir")
-    previous = _read_json(workdir, "summary.json", {})
+    previous = _read_json(workdir, "summary.json", {}) if start_step > 0 else {}
+    previous = previous if isinstance(previous, dict) else {}  # a damaged summary: ignored
     if start_step == num_steps and previous.get("complete") and (
             previous.get("num_steps") == num_steps):
         checkpointer.close()

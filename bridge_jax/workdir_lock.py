@@ -4,8 +4,9 @@ Two runs writing one workdir would interleave metrics.jsonl and save each other'
 checkpoints, config and summary, both reporting success. :class:`WorkdirLock` refuses
 the second run with one line naming the first (host, pid, start time).
 
-* **Local and network file systems**: ``fcntl.flock`` on ``<workdir>/.lock``. The
-  kernel releases it when the process ends in any way (exit, crash, SIGKILL), so a
+* **Local and network file systems**: ``fcntl.flock`` on the workdir directory itself
+  (``<workdir>/.lock`` only names the owner: deleting it does not unlock). The kernel
+  releases the lock when the process ends in any way (exit, crash, SIGKILL), so a
   killed run never leaves a lock that blocks its resume.
 * **Object stores** (``gs://``, any path with a scheme; also file systems without
   ``flock`` support, e.g. some FUSE mounts): a lease file ``<workdir>/.lock`` holding
@@ -92,23 +93,39 @@ class WorkdirLock:
 
     # ---- flock -------------------------------------------------------------------------
     def _take_flock(self) -> bool:
-        """True when the flock is held; False when the file system does not support it."""
-        fd = os.open(os.fspath(self.path), os.O_RDWR | os.O_CREAT, 0o644)
+        """True when the flock is held; False when the file system does not support it.
+
+        The lock is on the workdir itself (its directory descriptor), not on the .lock
+        file, so deleting or replacing .lock cannot let a second run in; .lock only
+        names the owner, and is written without following a symlink planted there."""
+        fd = os.open(self.workdir, os.O_RDONLY | os.O_DIRECTORY)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:
-            if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                owner = self._read_owner(os.read(fd, 4096).decode(errors="replace"))
-                os.close(fd)
-                raise _busy(self.workdir, owner) from None
             os.close(fd)
+            if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise _busy(self.workdir, self._read_owner(self._read_lock_file())) from None
             log.warning("flock is not supported under %s (%s); using a lease file",
                         self.workdir, err)
             return False
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(_owner_record(self._token)).encode(), 0)
         self._fd = fd
+        try:
+            info = os.open(os.fspath(self.path),
+                           os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+            with os.fdopen(info, "w") as f:
+                f.write(json.dumps(_owner_record(self._token)))
+        except OSError as err:  # a symlink or a folder named .lock: the lock still holds
+            log.warning("cannot record the owner in %s (%s); the workdir is locked anyway",
+                        self.path, err)
         return True
+
+    def _read_lock_file(self) -> str:
+        try:
+            fd = os.open(os.fspath(self.path), os.O_RDONLY | os.O_NOFOLLOW)
+            with os.fdopen(fd) as f:
+                return f.read(4096)
+        except OSError:
+            return ""
 
     @staticmethod
     def _read_owner(text: str) -> dict:

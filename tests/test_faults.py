@@ -391,17 +391,32 @@ def test_ctrl_c_twice_is_one_line_and_status_130(tmp_path, monkeypatch, capsys):
 
 
 def test_a_refused_restore_prints_no_coroutine_noise(finished, tmp_path, env):
-    """A workdir whose record is gone, resumed with another model width: the restore
-    fails on shapes, with one line and none of the "Exception ignored in coroutine"
-    lines of orbax's in-flight reads."""
+    """A record edited to claim another model width (so the record check passes): the
+    restore fails on shapes, with one line and none of the "Exception ignored in
+    coroutine" lines of orbax's in-flight reads."""
     workdir = _copy(finished, tmp_path)
-    (workdir / "members.json").unlink()
-    (workdir / "config.json").unlink()
+    members = json.loads((workdir / "members.json").read_text())
+    members[0]["config"]["model"]["width"] = 32
+    (workdir / "members.json").write_text(json.dumps(members))
     result = _run(_cli(workdir, "--config.model.width=32"), env, timeout=120)
     assert result.returncode == 2
     assert "no readable checkpoint" in _one_error_line(result)
     assert "Exception ignored" not in result.stderr and "never awaited" not in result.stderr
-    assert not (workdir / "config.json").exists()  # nothing recorded for a refused run
+
+
+@pytest.mark.parametrize("damage", ["deleted", "torn"])
+def test_checkpoints_without_a_readable_record_are_refused(finished, tmp_path, env, damage):
+    """Without its record a resume could not be checked: refused, nothing rewritten."""
+    workdir = _copy(finished, tmp_path)
+    for name in ("members.json", "config.json"):
+        if damage == "deleted":
+            (workdir / name).unlink()
+        else:
+            (workdir / name).write_text((workdir / name).read_text()[:100])
+    result = _run(_cli(workdir, "--config.seed=7", "--config.num_steps=6"), env, timeout=120)
+    assert result.returncode == 2
+    assert "no readable record" in _one_error_line(result)
+    assert _steps(workdir) == [2, 4]
 
 
 # ---- found by the red-team pass after the fixes above --------------------------------------
@@ -441,3 +456,67 @@ def test_jax_that_cannot_start_is_one_line(tmp_path, env):
     result = _run(_cli(tmp_path / "run"), {**env, "JAX_PLATFORMS": "bogus"}, timeout=120)
     assert result.returncode == 2
     assert "JAX cannot start a backend" in _one_error_line(result)
+
+
+def test_deleting_or_planting_the_lock_file_neither_unlocks_nor_overwrites(tmp_path):
+    """The flock is on the workdir itself; .lock only names the owner and is never
+    written through a symlink."""
+    first = workdir_lock.WorkdirLock(tmp_path).__enter__()
+    (tmp_path / workdir_lock.LOCK_NAME).unlink()
+    with pytest.raises(workdir_lock.WorkdirBusyError):
+        workdir_lock.WorkdirLock(tmp_path).__enter__()
+    first.release()
+    victim = tmp_path.parent / f"{tmp_path.name}_victim.txt"
+    victim.write_text("precious")
+    (tmp_path / workdir_lock.LOCK_NAME).symlink_to(victim)
+    workdir_lock.WorkdirLock(tmp_path).__enter__().release()
+    assert victim.read_text() == "precious"
+
+
+def test_a_finished_sweep_refuses_other_settings_and_extends_to_more_steps(tmp_path):
+    """run_sweep with a stand-in trainer that writes each group's record and summary: a
+    rerun with another seed is refused before sweep.json changes; a rerun with more
+    steps trains every group again (a finished group is complete only at its length)."""
+    from bridge_jax import storage, sweeps
+    from tests.train_helpers import load_config
+
+    def sweep_config(**overrides):
+        config = load_config("sweeps/ring", "tiny")
+        for key, value in overrides.items():
+            setattr(config, key, value)
+        return config
+
+    trained = []
+
+    def fake_train_group(group, sub):
+        trained.append(sub)
+        storage.make_dirs(sub)
+        storage.write_json(storage.join(sub, "members.json"), [m.record() for m in group])
+        storage.write_json(storage.join(sub, "summary.json"),
+                           {"complete": True, "num_steps": group[0].config.num_steps})
+        return type("Result", (), {"preempted": False})()
+
+    def run(config):
+        return sweeps.run_sweep(config, sweeps.expand(config), str(tmp_path), fake_train_group)
+
+    run(sweep_config())
+    groups = len(trained)
+    assert groups >= 2
+    record = (tmp_path / sweeps.SWEEP_FILE).read_bytes()
+    with pytest.raises(resume.ConfigError, match="seeds"):
+        run(sweep_config(seed=5))
+    assert (tmp_path / sweeps.SWEEP_FILE).read_bytes() == record and len(trained) == groups
+    run(sweep_config())  # the same command: every group is complete, nothing trains
+    assert len(trained) == groups
+    run(sweep_config(num_steps=8))
+    assert len(trained) == 2 * groups
+
+
+def test_a_fresh_start_in_a_used_workdir_keeps_none_of_the_old_summary(finished, tmp_path,
+                                                                         env):
+    workdir = _copy(finished, tmp_path)
+    shutil.rmtree(workdir / "checkpoints")  # nothing to resume: the run starts afresh
+    result = _run(_cli(workdir), env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((workdir / "summary.json").read_text())
+    assert summary["total_wall_time_s"] == summary["wall_time_s"]
