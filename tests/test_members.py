@@ -280,12 +280,16 @@ def test_the_shipped_sweeps_expand_into_valid_groups(name, members, group_sizes)
     assert len(sweeps.expand(helpers.load_config(f"sweeps/{name}", "tiny"))) in (20, 10)
 
 
-def test_the_stored_ring_records_are_what_configs_sweeps_ring_py_trains():
-    """The README's ring table came from this config: every stored member config equals
-    the expansion of configs/sweeps/ring.py (the run only turned the progress bar off)."""
+@pytest.mark.parametrize("sweep", ["ring", "grid"])
+def test_the_stored_records_are_what_their_sweep_config_trains(sweep):
+    """The README's tables came from these configs: every stored member config equals
+    the expansion of configs/sweeps/<sweep>.py (the runs only turned the progress bar
+    off)."""
+    records = ROOT / "results" / "records" / f"sweep_{sweep}"
+    if not records.exists():
+        pytest.fail(f"no stored records of the {sweep} sweep in {records}")
     expanded = {(m.run, m.seed): json.loads(m.config.to_json_best_effort())
-                for m in sweeps.expand(helpers.load_config("sweeps/ring"))}
-    records = ROOT / "results" / "records" / "sweep_ring"
+                for m in sweeps.expand(helpers.load_config(f"sweeps/{sweep}"))}
     stored = [r for g in sorted(records.glob("g*"))
               for r in json.loads((g / "members.json").read_text())]
     assert len(stored) == len(expanded) == 100
