@@ -21,11 +21,14 @@ Every accepted change is appended to ``resumes.jsonl`` with the step it applies 
 from __future__ import annotations
 
 import copy
+import functools
+import json
 from typing import Any
 
 import ml_collections
 
-from bridge_jax.configuration import ConfigError
+from bridge_jax.configuration import ConfigError, base_config
+from bridge_jax.report_data import flatten
 
 RESUMABLE = frozenset({
     "num_steps", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints",
@@ -34,17 +37,6 @@ RESUMABLE = frozenset({
     "alpha.transition_steps", "critic.lr_decay_steps", "generator.lr_decay_steps",
 })
 RESUMABLE_PREFIXES = ("eval.",)
-
-
-def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{"a": {"b": 1}} → {"a.b": 1}."""
-    out = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def changed_fields(stored: dict[str, Any], new: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
@@ -57,11 +49,9 @@ def changed_fields(stored: dict[str, Any], new: dict[str, Any]) -> dict[str, tup
             if a.get(k) != b.get(k) and not (k not in a and b.get(k) == defaults.get(k))}
 
 
+@functools.lru_cache(maxsize=1)
 def _default_fields() -> dict[str, Any]:
-    import json
-
-    from bridge_jax.configuration import base_config
-
+    """base_config() flattened (built once: changed_fields runs once per member)."""
     return flatten(json.loads(base_config().to_json_best_effort()))
 
 
@@ -114,6 +104,5 @@ def pin_horizons(config: ml_collections.ConfigDict,
     for name, value in _resolved_horizons(stored).items():
         section, field = name.split(".")
         if pinned[section][field] == -1 and stored[section][field] == -1:
-            with pinned.unlocked():
-                pinned[section][field] = max(int(value), 1)
+            pinned[section][field] = max(int(value), 1)
     return pinned

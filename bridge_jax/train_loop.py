@@ -87,9 +87,6 @@ class StopSignals:
         self._previous.clear()
 
 
-SigtermFlag = StopSignals  # the earlier name
-
-
 def preemption_service_running() -> bool:
     """Whether this is a multi-process run with JAX's preemption service (started by
     ``jax.distributed.initialize`` unless ``jax_enable_preemption_service`` is off)."""
