@@ -105,14 +105,17 @@ METRIC_NOTES = {
 
 
 def _pm(stat: Stat | None, column: Column) -> str:
-    """``mean ± std`` of the finite values, ``(+n ∞)`` for the others; "—" without any."""
+    """``mean ± std`` of the finite values (the value alone when there is one: a single
+    seed has no spread to show), ``(+n ∞)`` for the others; "—" without any."""
     if stat is None:
         return "—"
     if stat.count == 0:
         return ("∞ (no HQ sample)" if column.key == "reverse_kl"
                 else f"∞ (all {stat.num_nonfinite})")
     s, d = column.scale, column.digits
-    text = f"{stat.mean * s:.{d}f} ± {stat.std * s:.{d}f}"
+    text = f"{stat.mean * s:.{d}f}"
+    if stat.count > 1:
+        text += f" ± {stat.std * s:.{d}f}"
     if stat.num_nonfinite:
         text += f" (+{stat.num_nonfinite} ∞)"
     return text
