@@ -113,9 +113,7 @@ def _pm(stat: Stat | None, column: Column) -> str:
         return ("∞ (no HQ sample)" if column.key == "reverse_kl"
                 else f"∞ (all {stat.num_nonfinite})")
     s, d = column.scale, column.digits
-    text = f"{stat.mean * s:.{d}f}"
-    if stat.count > 1:
-        text += f" ± {stat.std * s:.{d}f}"
+    text = f"{stat.mean * s:.{d}f}" + (f" ± {stat.std * s:.{d}f}" if stat.count > 1 else "")
     if stat.num_nonfinite:
         text += f" (+{stat.num_nonfinite} ∞)"
     return text
