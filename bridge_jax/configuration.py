@@ -92,7 +92,7 @@ def _model_fields() -> ml_collections.ConfigDict:
 
 def _alpha_fields() -> ml_collections.ConfigDict:
     a = ml_collections.ConfigDict()
-    a.schedule = "cosine"
+    a.schedule = "cosine"  # or linear, step, exponential, constant, adaptive (α.adaptive)
     a.start = 1.0
     a.end = 0.0
     a.transition_begin = 0
@@ -101,6 +101,14 @@ def _alpha_fields() -> ml_collections.ConfigDict:
     a.decay_rate = 0.01
     a.mix = "quadratic"  # λ(α) of the bridge loss
     a.self_normalize = False
+    # schedule="adaptive": α starts at `start` and a controller in the step moves it by
+    # ±rate per step within [end, start] from a signal s in [0, 1] (schedules.adaptive_update)
+    a.adaptive = ml_collections.ConfigDict()
+    a.adaptive.signal = "ess"  # "ess" of the ELBO weights, or "accuracy": 2·(1 − critic acc.)
+    a.adaptive.target_high = 0.8  # smoothed s above: α falls by rate (towards end)
+    a.adaptive.target_low = 0.5  # below: α rises by rate (towards start); between: held
+    a.adaptive.rate = 1e-3  # the change of α per step
+    a.adaptive.smoothing = 0.9  # decay of the signal's moving average (0: each step's own)
     return a
 
 
@@ -109,6 +117,8 @@ def _critic_fields() -> ml_collections.ConfigDict:
     o.loss = "logistic"  # "logistic" or "bound"
     o.steps = 1  # critic updates per generator update
     o.gradient_penalty = 0.0  # γ of the R1 penalty γ·½E_q‖∇_(x,z)d‖² (0: none)
+    o.instance_noise = 0.0  # σ₀: the critic sees x + σε on both sides (0: none)
+    o.instance_noise_steps = -1  # σ falls linearly from σ₀ to 0 at this step; -1: num_steps
     _add_optimizer_fields(o, learning_rate=1e-3)
     return o
 
@@ -163,6 +173,14 @@ def effective_alpha_schedule(config: ml_collections.ConfigDict) -> schedules.Sch
         a.schedule, alpha_start=float(a.start), alpha_end=float(a.end),
         transition_steps=max(int(steps), 1), transition_begin=int(a.transition_begin),
         num_stages=int(a.num_stages), decay_rate=float(a.decay_rate))
+
+
+def adaptive_alpha(config: ml_collections.ConfigDict) -> schedules.AdaptiveAlpha | None:
+    """The α controller's settings; None where α follows a schedule (also for methods
+    that fix α, vae and adversarial, or ignore it, nsgan and hybrid)."""
+    m = methods_lib.get(config.method)
+    adaptive = config.alpha.schedule == schedules.ADAPTIVE and m.fixed_alpha is None
+    return schedules.adaptive_settings(config.alpha) if adaptive and m.uses_alpha else None
 
 
 def critic_input(config: ml_collections.ConfigDict) -> str:
@@ -315,7 +333,7 @@ def _validate_model(c: ml_collections.ConfigDict) -> None:
 
 def _validate_alpha(c: ml_collections.ConfigDict) -> None:
     a = c.alpha
-    _choice("alpha.schedule", a.schedule, schedules.SCHEDULES)
+    _choice("alpha.schedule", a.schedule, schedules.KINDS)
     for name in ("start", "end"):
         v = a[name]
         _require(_is_number(v) and 0.0 <= v <= 1.0, f"alpha.{name} must lie in [0, 1], got {v!r}")
@@ -331,6 +349,8 @@ def _validate_alpha(c: ml_collections.ConfigDict) -> None:
              f"alpha.decay_rate must lie in (0, 1), got {a.decay_rate!r}")
     _choice("alpha.mix", a.mix, ("quadratic", "smoothstep"))
     _require(isinstance(a.self_normalize, bool), "alpha.self_normalize must be true or false")
+    problem = schedules.adaptive_config_problem(a)
+    _require(problem is None, str(problem))
 
 
 def _validate_critic(c: ml_collections.ConfigDict) -> None:
@@ -341,6 +361,11 @@ def _validate_critic(c: ml_collections.ConfigDict) -> None:
              "are unrolled in the compiled step, whose size grows with their number")
     _require(_is_number(c.critic.gradient_penalty) and c.critic.gradient_penalty >= 0,
              f"critic.gradient_penalty must be >= 0, got {c.critic.gradient_penalty!r}")
+    _require(_is_number(c.critic.instance_noise) and c.critic.instance_noise >= 0,
+             f"critic.instance_noise must be a number >= 0, got {c.critic.instance_noise!r}")
+    steps = c.critic.instance_noise_steps
+    _require(_is_int(steps) and (steps > 0 or steps == -1) and steps < MAX_STEPS,
+             f"critic.instance_noise_steps must be positive (below 2**31) or -1, got {steps!r}")
 
 
 def _validate_optimizers(c: ml_collections.ConfigDict) -> None:

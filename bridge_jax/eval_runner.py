@@ -66,7 +66,7 @@ class EvalRunner:
         params = self.program.member_params(state, m)
         key = jax.random.fold_in(jax.random.PRNGKey(EVAL_SEED + seed), step)
         samples = self.draw(params, key, self.num_samples) if self.num_samples else None
-        self.context.alpha_at = lambda s: self.program.alpha_at(m, s)
+        self.context.alpha_at = lambda s: self.program.alpha_at(m, s, state)
         out: dict[str, Any] = {}
         for e in self.evaluators:
             metrics = e.evaluate(None if samples is None else samples[:e.num_samples],

@@ -37,6 +37,9 @@ __all__ = [
     "bridge_weights",
     "bridge_coefficients",
     "effective_sample_size",
+    "log_bridge_weights",
+    "shifted_weight_moments",
+    "ess_from_moments",
     "bridge_loss",
     "bridge_terms",
     "negative_elbo",
@@ -115,6 +118,29 @@ def effective_sample_size(w: ArrayLike) -> jax.Array:
     """
     w = jnp.asarray(w)
     return jnp.sum(w) ** 2 / (w.size * jnp.sum(w * w))
+
+
+def log_bridge_weights(d_data: ArrayLike, alpha: ArrayLike) -> jax.Array:
+    """log w_i = −(1−α)·clip(d_i, ±LOGIT_CLIP): the log of :func:`bridge_weights`
+    (unnormalised), with a stop-gradient."""
+    dtype = jnp.promote_types(jnp.result_type(d_data), jnp.float32)
+    d = jnp.clip(jnp.asarray(d_data, dtype), -divergences.LOGIT_CLIP, divergences.LOGIT_CLIP)
+    return jax.lax.stop_gradient(-(1.0 - jnp.asarray(alpha, dtype)) * d)
+
+
+def shifted_weight_moments(log_w: ArrayLike, shift: ArrayLike) -> tuple[jax.Array, jax.Array]:
+    """(mean_i e^(log w_i − m), mean_i e^(2(log w_i − m))) for a shift m (m = max log w
+    keeps both in (0, 1]: no overflow where w² would, e.g. w = e^50). Means over equal
+    shards average to the means over the whole batch, which is how the train step
+    combines devices."""
+    centred = jnp.asarray(log_w) - shift
+    return jnp.mean(jnp.exp(centred)), jnp.mean(jnp.exp(2.0 * centred))
+
+
+def ess_from_moments(first: ArrayLike, second: ArrayLike) -> jax.Array:
+    """Normalised ESS from the weights' moments: (mean w)² / mean w² = (Σw)² / (N·Σw²),
+    the same as :func:`effective_sample_size` (invariant to the shift of the moments)."""
+    return jnp.square(first) / second
 
 
 def bridge_coefficients(alpha: ArrayLike, mix: str = "quadratic") -> tuple[jax.Array, jax.Array]:

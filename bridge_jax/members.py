@@ -12,6 +12,9 @@ state replicated. Each member reads α from its own row of the table, so members
 whose α paths differ (VAE α ≡ 1, fixed α, the α-Bridge's cosine 1 → 0, ...) share
 the program, and every member's step is the step it would run alone; the non-finite
 policy acts per member (a stopped member holds its step and state, the others go on).
+When any member's α is adaptive, every member's state carries the controller's state
+and the program also takes each member's controller settings (stacked arrays, with an
+``enabled`` flag: a member that is not adaptive reads its table row as before).
 """
 
 from __future__ import annotations
@@ -87,6 +90,7 @@ class Program:
         self.dataset = self._datasets[int(self.config.seed)]
         self.example_shape = self.dataset.example_shape
         self.tables = np.stack([alpha_table(c) for c in self.configs])
+        self.adaptive = [configuration.adaptive_alpha(c) for c in self.configs]
         self._member_batch = NamedSharding(parallel.mesh, P(None, DATA_AXIS))
 
     # ---- state ---------------------------------------------------------------------------
@@ -100,6 +104,10 @@ class Program:
         # Optimizer chains are static pytree data: every member shares the first's objects.
         states = [s.replace(gen_tx=states[0].gen_tx, critic_tx=states[0].critic_tx)
                   for s in states]
+        if self.any_adaptive:  # one state structure for all: a controller state each
+            states = [s if s.alpha_control is not None else s.replace(
+                alpha_control=schedules.adaptive_init(c.alpha.start))
+                for s, c in zip(states, self.configs, strict=True)]
         return jax.device_put(_stack(states), self.parallel.replicated)
 
     def global_state(self, state):
@@ -121,16 +129,35 @@ class Program:
                 config, models, shape, axis_name=axis_name))
             return lambda state, batch: fn(state, self.parallel.place_batch(batch))
 
-        def member_step(state, x, table):
+        def member_step(state, x, table, adaptive):
             return train_step.make_train_step(
-                config, models, shape, alpha_schedule=schedules.from_table(table))(state, x)
+                config, models, shape, alpha_schedule=schedules.from_table(table),
+                adaptive=adaptive)(state, x)
 
         rep = self.parallel.replicated
-        fn = jax.jit(jax.vmap(member_step), in_shardings=(rep, self._member_batch, rep),
+        fn = jax.jit(jax.vmap(member_step), in_shardings=(rep, self._member_batch, rep, rep),
                      out_shardings=(rep, rep), donate_argnums=0)
         tables = jax.device_put(self.tables, rep)
+        settings = jax.device_put(self.adaptive_settings(), rep)
         return lambda state, batch: fn(state, jax.make_array_from_process_local_data(
-            self._member_batch, batch), tables)
+            self._member_batch, batch), tables, settings)
+
+    @property
+    def any_adaptive(self) -> bool:
+        return any(a is not None for a in self.adaptive)
+
+    def adaptive_settings(self) -> schedules.AdaptiveAlpha | None:
+        """Every member's controller settings stacked on axis 0 (``enabled`` false for
+        members whose α follows their table), or None when no member is adaptive."""
+        if not self.any_adaptive:
+            return None
+        rows = [a if a is not None else schedules.adaptive_settings(c.alpha, enabled=False)
+                for a, c in zip(self.adaptive, self.configs, strict=True)]
+        f32 = np.float32
+        dtypes = (f32, f32, np.int32, f32, f32, f32, f32, np.bool_)  # AdaptiveAlpha's fields
+        columns = zip(*rows, strict=True)
+        return schedules.AdaptiveAlpha(*(np.asarray(column, dtype) for column, dtype
+                                         in zip(columns, dtypes, strict=True)))
 
     def get_batch(self, step: int) -> np.ndarray:
         """This host's batch of ``step``: (B, ...) or, stacked, (N, B, ...) (member m
@@ -174,7 +201,11 @@ class Program:
             return self.parallel.host_metrics(metrics)
         return {k: float(np.mean(np.asarray(v))) for k, v in jax.device_get(metrics).items()}
 
-    def alpha_at(self, m: int, step: int) -> float:
-        """Member ``m``'s α at ``step`` (the last table entry past its end)."""
+    def alpha_at(self, m: int, step: int, state=None) -> float:
+        """Member ``m``'s α at ``step`` (the last table entry past its end); for an adaptive
+        member, the controller's α in ``state`` (the α of the state's next step)."""
+        if self.adaptive[m] is not None and state is not None:
+            value = np.asarray(jax.device_get(state.alpha_control["alpha"])).reshape(-1)
+            return float(value[m if self.stacked else 0])
         table = self.tables[m]
         return float(table[min(max(int(step), 0), len(table) - 1)])

@@ -7,9 +7,12 @@ overwritten. A rerun is compared with that record member by member:
 * fields that do not change what the checkpoint means may differ (:data:`RESUMABLE`):
   the length of the run, logging, sampling, checkpoint and evaluation cadence,
   the non-finite policy, the learning rates (the documented way out of a non-finite
-  stop), the schedules' explicit horizons, the parallel mode and the tfds data_dir;
-* any other difference (dataset, method, seed, batch size, model, α path, ...) is
-  refused with one line naming the fields.
+  stop), the schedules' explicit horizons (α's transition, the cosine learning rates',
+  the instance noise's), the parallel mode and the tfds data_dir;
+* any other difference (dataset, method, seed, batch size, model, α path, the adaptive
+  α controller's settings ``alpha.adaptive.*``, the instance noise's σ₀, ...) is
+  refused with one line naming the fields: the checkpoint holds the controller's state
+  (α, smoothed signal), which only means something under the settings that made it.
 
 Schedules whose horizon is ``-1`` ("the whole run") keep the first run's horizon when
 ``num_steps`` changes: extending a finished run from 4 to 8 steps continues training
@@ -35,6 +38,7 @@ RESUMABLE = frozenset({
     "num_final_samples", "progress_bar", "nonfinite_policy", "parallel", "data.data_dir",
     "critic.learning_rate", "generator.learning_rate",
     "alpha.transition_steps", "critic.lr_decay_steps", "generator.lr_decay_steps",
+    "critic.instance_noise_steps",
 })
 RESUMABLE_PREFIXES = ("eval.",)
 
@@ -88,10 +92,12 @@ def check_members(stored: list[dict[str, Any]], new: list[dict[str, Any]],
 
 
 def _resolved_horizons(config: dict[str, Any]) -> dict[str, int]:
-    """The horizons a -1 meant in a stored config: α's and each optimizer's cosine."""
+    """The horizons a -1 meant in a stored config: α's, each optimizer's cosine and the
+    instance noise's annealing."""
     steps = int(config["num_steps"])
     return {"alpha.transition_steps": steps - int(config["alpha"]["transition_begin"]),
-            "critic.lr_decay_steps": steps, "generator.lr_decay_steps": steps}
+            "critic.lr_decay_steps": steps, "generator.lr_decay_steps": steps,
+            "critic.instance_noise_steps": steps}
 
 
 def pin_horizons(config: ml_collections.ConfigDict,
@@ -103,6 +109,7 @@ def pin_horizons(config: ml_collections.ConfigDict,
     pinned = copy.deepcopy(config)
     for name, value in _resolved_horizons(stored).items():
         section, field = name.split(".")
-        if pinned[section][field] == -1 and stored[section][field] == -1:
+        # A record older than a horizon's field ran with its default, -1.
+        if pinned[section][field] == -1 and stored[section].get(field, -1) == -1:
             pinned[section][field] = max(int(value), 1)
     return pinned

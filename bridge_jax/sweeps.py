@@ -9,7 +9,8 @@ A config trains ``sweep.num_seeds`` seeds (``seed``, ``seed + 1``, ...) of every
 whose ``set`` fields override the config (the style of big_vision's ``get_hyper``).
 :func:`expand` turns a config into its *members*: one complete, validated config per
 (run, seed), each runnable alone. Members whose configs differ only in
-:data:`MEMBER_FIELDS` (the seed, the α path, and the method within one
+:data:`MEMBER_FIELDS` (the seed, the α path or the adaptive α controller's band, rate and
+smoothing, and the method within one
 :func:`bridge_jax.methods.step_family`) compile to one program and are trained
 together (``jax.vmap`` over a leading member axis); :func:`group_members` finds
 those groups. :func:`run_sweep` trains the groups one after another, each in its own
@@ -36,7 +37,8 @@ log = logging.getLogger(__name__)
 # the step (α is read from a per-member table; the seed sets init, noise and data).
 MEMBER_FIELDS = ("seed", "method", "alpha.schedule", "alpha.start", "alpha.end",
                  "alpha.transition_begin", "alpha.transition_steps", "alpha.num_stages",
-                 "alpha.decay_rate")
+                 "alpha.decay_rate", "alpha.adaptive.rate", "alpha.adaptive.target_low",
+                 "alpha.adaptive.target_high", "alpha.adaptive.smoothing")
 RUN_KEYS = ("name", "label", "set")
 SWEEP_FILE = "sweep.json"
 

@@ -9,6 +9,9 @@
       nonfinite_count      updates skipped because a loss or gradient was not finite
       first_nonfinite_step step of the first skipped update, −1 if none
       first_nonfinite_what bit mask of the non-finite quantities at that step
+      alpha_control        the adaptive α controller's state {"alpha": α_t, "signal": s̄_(t−1)}
+                           (schedules.adaptive_update); None when α follows a schedule, and
+                           then absent from checkpoints, which keep their old layout
 
 The two optax chains (clip by global norm → Adam, see make_optimizer) are static fields: they are
 part of the program, not of the data, so checkpoints hold arrays only.
@@ -16,15 +19,17 @@ part of the program, not of the data, so checkpoints hold arrays only.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import optax
-from flax import struct
+from flax import serialization, struct
 
 from bridge_jax import models as models_lib
+from bridge_jax import schedules
 
 GENERATOR_KEYS = ("encoder", "decoder")
 
@@ -40,10 +45,38 @@ class TrainState(struct.PyTreeNode):
     first_nonfinite_what: jax.Array
     gen_tx: optax.GradientTransformation = struct.field(pytree_node=False)
     critic_tx: optax.GradientTransformation = struct.field(pytree_node=False)
+    alpha_control: Any = None
 
     @property
     def generator_params(self) -> dict[str, Any]:
         return {k: self.params[k] for k in GENERATOR_KEYS}
+
+
+_DATA_FIELDS = tuple(f.name for f in dataclasses.fields(TrainState)
+                     if f.metadata.get("pytree_node", True))
+
+
+def _state_dict(state: TrainState) -> dict[str, Any]:
+    """Flax's state dict of the data fields, without ``alpha_control`` when it is None."""
+    return {name: serialization.to_state_dict(getattr(state, name)) for name in _DATA_FIELDS
+            if not (name == "alpha_control" and state.alpha_control is None)}
+
+
+def _from_state_dict(template: TrainState, state: dict[str, Any]) -> TrainState:
+    """The inverse of :func:`_state_dict` (every field present, none unknown)."""
+    state = dict(state)
+    if template.alpha_control is None and "alpha_control" not in state:
+        state["alpha_control"] = None
+    missing, unknown = set(_DATA_FIELDS) - set(state), set(state) - set(_DATA_FIELDS)
+    if missing or unknown:
+        raise ValueError(f"cannot restore a TrainState: missing field(s) {sorted(missing)}, "
+                         f"unknown field(s) {sorted(unknown)}")
+    return template.replace(**{name: serialization.from_state_dict(
+        getattr(template, name), state[name], name=name) for name in _DATA_FIELDS})
+
+
+serialization.register_serialization_state(TrainState, _state_dict, _from_state_dict,
+                                            override=True)
 
 
 def learning_rate_schedule(opt_config: ml_collections.ConfigDict,
@@ -118,13 +151,17 @@ def create_train_state(
     example_shape: tuple[int, ...],
     rng: jax.Array,
 ) -> TrainState:
-    """Initialises parameters and both optimizer states from a raw uint32[2] key."""
+    """Initialises parameters and both optimizer states from a raw uint32[2] key (and the
+    α controller's state for ``alpha.schedule='adaptive'``)."""
+    from bridge_jax import configuration
+
     init_key, state_key = jax.random.split(rng)
     params = models_lib.init_params(models, init_key, example_shape,
                                     int(config.model.latent_dim))
     gen_tx = make_optimizer(config.generator, decay_steps(config, "generator"))
     critic_tx = make_optimizer(config.critic, decay_steps(config, "critic"))
     gen_params = {k: params[k] for k in GENERATOR_KEYS}
+    adaptive = configuration.adaptive_alpha(config)
     return TrainState(
         step=jnp.zeros((), jnp.int32),
         params=params,
@@ -136,4 +173,5 @@ def create_train_state(
         first_nonfinite_what=jnp.zeros((), jnp.int32),
         gen_tx=gen_tx,
         critic_tx=critic_tx,
+        alpha_control=None if adaptive is None else schedules.adaptive_init(adaptive.start),
     )

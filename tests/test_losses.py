@@ -281,3 +281,27 @@ def test_effective_sample_size():
     # Two of four equal, two zero: (2w)² / (4·2w²) = 1/2.
     assert float(losses.effective_sample_size(jnp.array([0.0, 5.0, 0.0, 5.0]))) == \
         pytest.approx(0.5)
+
+
+def test_ess_from_shifted_moments_matches_the_weights_ess_and_never_overflows():
+    """The adaptive α's signal: (mean e^(lw−m))² / mean e^(2(lw−m)) = ESS of w = e^lw."""
+    d = _logits(0, 64)
+    for alpha in (0.0, 0.3, 1.0):
+        log_w = losses.log_bridge_weights(d, alpha)
+        np.testing.assert_allclose(log_w, -(1 - alpha) * d, rtol=RTOL)
+        w = losses.bridge_weights(d, alpha)
+        for shift in (jnp.max(log_w), 0.0, 2.0):  # any shift: the ratio is invariant
+            ess = losses.ess_from_moments(*losses.shifted_weight_moments(log_w, shift))
+            np.testing.assert_allclose(ess, losses.effective_sample_size(w), rtol=1e-5)
+    assert float(losses.ess_from_moments(*losses.shifted_weight_moments(
+        losses.log_bridge_weights(d, 1.0), 0.0))) == 1.0  # α = 1: w ≡ 1
+    # Saturated logits: w reaches e^50, w² overflows float32; the shifted moments do not.
+    saturated = jnp.array([-80.0, -50.0, 0.0, 10.0])
+    log_w = losses.log_bridge_weights(saturated, 0.0)  # clipped to ±50: [50, 50, 0, −10]
+    assert not np.isfinite(float(losses.effective_sample_size(jnp.exp(log_w))))
+    ess = losses.ess_from_moments(*losses.shifted_weight_moments(log_w, jnp.max(log_w)))
+    assert float(ess) == pytest.approx(0.5, rel=1e-6)  # two equal weights carry everything
+    # Means over two equal halves average to the whole batch's means (the device combine).
+    halves = [losses.shifted_weight_moments(h, 1.0) for h in jnp.split(-d, 2)]
+    whole = losses.shifted_weight_moments(-d, 1.0)
+    np.testing.assert_allclose(np.mean(halves, axis=0), whole, rtol=1e-6)

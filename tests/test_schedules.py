@@ -192,3 +192,97 @@ def test_from_table_reads_the_row_and_clamps_the_ends():
                                [1.0, 1.0, 0.5, 0.25, 0.25])
     traced = jax.jit(lambda t, s: schedules.from_table(t)(s))  # the table may be traced
     assert float(traced(table, 1)) == 0.5
+
+
+# ---------------------------------------------------------------------------
+# The adaptive α controller (schedules.adaptive_update) on constructed signals.
+
+BAND = dict(start=0.9, end=0.2, begin=3, rate=0.05, low=0.4, high=0.7, smoothing=0.0)
+
+
+def _control(alpha, signal=1.0):
+    return {"alpha": jnp.float32(alpha), "signal": jnp.float32(signal)}
+
+
+def _next_alpha(alpha, measured, step=10, **changes):
+    settings = schedules.AdaptiveAlpha(**{**BAND, **changes})
+    return float(schedules.adaptive_update(_control(alpha), measured, step, settings)["alpha"])
+
+
+def test_adaptive_update_lowers_holds_and_raises_by_the_rate():
+    # Above the band [0.4, 0.7]: α falls by r; inside (edges included): held; below: rises.
+    assert _next_alpha(0.6, 0.95) == pytest.approx(0.55, abs=1e-7)
+    assert _next_alpha(0.6, 0.71) == pytest.approx(0.55, abs=1e-7)
+    for inside in (0.7, 0.55, 0.4):
+        assert _next_alpha(0.6, inside) == np.float32(0.6), inside
+    assert _next_alpha(0.6, 0.39) == pytest.approx(0.65, abs=1e-7)
+    assert _next_alpha(0.6, 0.0) == pytest.approx(0.65, abs=1e-7)
+
+
+def test_adaptive_update_is_clipped_to_end_and_start():
+    assert _next_alpha(0.22, 1.0) == np.float32(0.2)  # would be 0.17: clipped at α_end
+    assert _next_alpha(0.2, 1.0) == np.float32(0.2)
+    assert _next_alpha(0.88, 0.0) == np.float32(0.9)  # would be 0.93: clipped at α_start
+    assert _next_alpha(0.9, 0.0) == np.float32(0.9)
+    # A long run of "keeps up" walks α down to α_end in (0.9 − 0.2)/0.05 = 14 steps, no further.
+    control, settings = _control(0.9), schedules.AdaptiveAlpha(**BAND)
+    path = []
+    for t in range(3, 23):
+        control = schedules.adaptive_update(control, 1.0, t, settings)
+        path.append(float(control["alpha"]))
+    np.testing.assert_allclose(path[:14], 0.9 - 0.05 * np.arange(1, 15), atol=1e-6)
+    assert path[13:] == [pytest.approx(0.2, abs=1e-7)] * 7
+
+
+def test_adaptive_update_holds_before_begin_and_smooths_the_signal():
+    assert _next_alpha(0.9, 1.0, step=2) == np.float32(0.9)  # t < t₀ = 3
+    assert _next_alpha(0.9, 1.0, step=3) == pytest.approx(0.85, abs=1e-7)
+    # s̄_t = β s̄_(t−1) + (1 − β) s_t; the band is applied to s̄, not to s_t.
+    settings = schedules.AdaptiveAlpha(**{**BAND, "smoothing": 0.75})
+    out = schedules.adaptive_update(_control(0.6, signal=1.0), 0.2, 10, settings)
+    assert float(out["signal"]) == pytest.approx(0.75 * 1.0 + 0.25 * 0.2)  # 0.8: above
+    assert float(out["alpha"]) == pytest.approx(0.55, abs=1e-7)
+    out = schedules.adaptive_update(out, 0.2, 11, settings)  # 0.65: inside, held
+    assert float(out["signal"]) == pytest.approx(0.65) and float(out["alpha"]) == \
+        pytest.approx(0.55, abs=1e-7)
+    init = schedules.adaptive_init(0.9)
+    assert float(init["alpha"]) == np.float32(0.9) and float(init["signal"]) == 1.0
+
+
+def test_adaptive_update_runs_jitted_and_per_member_under_vmap():
+    """Members carry their own settings and state (arrays on axis 0), as in a program."""
+    settings = schedules.AdaptiveAlpha(
+        start=jnp.array([1.0, 0.5, 1.0]), end=jnp.array([0.0, 0.25, 0.0]),
+        begin=jnp.array([0, 0, 5]), rate=jnp.array([0.1, 0.1, 0.1]),
+        low=jnp.full(3, 0.4), high=jnp.full(3, 0.7), smoothing=jnp.zeros(3),
+        enabled=jnp.array([True, True, True]))
+    control = {"alpha": jnp.array([1.0, 0.3, 1.0]), "signal": jnp.ones(3)}
+    update = jax.jit(jax.vmap(schedules.adaptive_update, in_axes=(0, 0, None, 0)))
+    out = update(control, jnp.array([0.9, 0.1, 0.9]), 2, settings)
+    # member 0 falls, member 1 rises (0.3 → 0.4), member 2 is held (step 2 < its begin 5)
+    np.testing.assert_allclose(out["alpha"], [0.9, 0.4, 1.0], atol=1e-6)
+
+
+def test_accuracy_signal_is_one_at_chance_and_zero_when_separated():
+    np.testing.assert_allclose(
+        [float(schedules.accuracy_signal(a)) for a in (0.5, 0.75, 1.0, 0.3)],
+        [1.0, 0.5, 0.0, 1.0])
+
+
+def test_instance_noise_is_linear_from_sigma_to_exactly_zero_at_its_step():
+    sigma = schedules.instance_noise(0.4, 10)
+    values = [float(sigma(t)) for t in (0, 5, 9, 10, 11, 1000)]
+    np.testing.assert_allclose(values[:3], [0.4, 0.2, 0.04], rtol=1e-6)
+    assert values[3:] == [0.0, 0.0, 0.0]
+    assert float(jax.jit(sigma)(jnp.int32(10))) == 0.0
+    for bad in (-0.1, math.nan, math.inf, "0.1", True):
+        with pytest.raises(ScheduleError, match="instance noise"):
+            schedules.instance_noise(bad, 10)
+    with pytest.raises(ScheduleError, match="transition_steps"):
+        schedules.instance_noise(0.1, 0)
+
+
+def test_adaptive_is_a_constant_schedule_at_alpha_start_before_its_controller():
+    assert schedules.ADAPTIVE in schedules.KINDS and schedules.ADAPTIVE not in schedules.SCHEDULES
+    sched = schedules.make_alpha_schedule("adaptive", alpha_start=0.8, alpha_end=0.1)
+    assert [float(sched(t)) for t in (0, 50, 10**6)] == [np.float32(0.8)] * 3
