@@ -1,9 +1,12 @@
-"""The benchmark machinery at a tiny size (no PyTorch, no timing assertions), and a check
-that the real training loop traces and compiles its step exactly once."""
+"""The benchmark machinery at a tiny size (no timing assertions; the PyTorch parts skip
+when it is not installed), and a check that the real training loop traces and compiles
+its step exactly once."""
 
 from __future__ import annotations
 
 import functools
+import json
+import pathlib
 import subprocess
 
 import jax
@@ -12,7 +15,9 @@ import pytest
 
 from bridge_jax import configuration, train, train_step
 from bridge_jax.benchmarks import run as bench
+from bridge_jax.benchmarks import sweep_throughput, trainer_overhead
 from bridge_jax.parallel import DataParallel
+from tests import train_helpers as helpers
 
 
 @pytest.fixture(scope="module")
@@ -187,3 +192,187 @@ def test_time_jax_and_torch_without_torch_times_jax_only():
     case, r = bench.time_jax_and_torch("mlp2d", 8, windows=1, window_s=0.0, with_torch=False)
     assert list(r) == ["jax"] and r["jax"]["median"] > 0
     assert case.batch.shape == (8, 2) and case.flops > 0
+
+
+# ---------------------------------------------------------------------------------------
+# Sweep throughput, trainer overhead, and the naming of GPU-vs-host-CPU ratios.
+
+TINY_MLP = dict(width=8, depth=1)
+
+
+@pytest.fixture
+def unoptimized(tmp_path_factory):
+    """Unoptimized XLA compiles and the session's compilation cache, for the tests that
+    compile the same tiny programs (undone after each test)."""
+    with helpers.fast_compiles(helpers.cache_dir(tmp_path_factory)):
+        yield
+
+
+def _flat_params(tree) -> dict[str, np.ndarray]:
+    return {jax.tree_util.keystr(k): np.asarray(v)
+            for k, v in jax.tree_util.tree_leaves_with_path(tree)}
+
+
+def test_sweep_member_program_trains_what_the_runs_would_train_one_by_one(unoptimized):
+    configs = sweep_throughput.member_configs("mlp2d", 8, 2, **TINY_MLP)
+    assert [int(c.seed) for c in configs] == [0, 1]
+    vmapped = sweep_throughput.VmapRunner(configs)
+    one_by_one = sweep_throughput.OnePerProgramRunner(configs, vmapped.batches)
+    vmapped(3)
+    one_by_one(3)
+    for m in range(2):
+        together, alone = _flat_params(vmapped.params(m)), _flat_params(one_by_one.params(m))
+        for name, value in alone.items():
+            # vmap batches the members' matmuls, rounded differently in the last bits.
+            np.testing.assert_allclose(together[name], value, rtol=1e-5, atol=1e-6,
+                                       err_msg=f"member {m} {name}")
+        assert not np.allclose(alone[name], _flat_params(vmapped.initial_params[m])[name])
+    # Each run its own seed: different weights and batches.
+    assert not np.array_equal(vmapped.batches[0], vmapped.batches[1])
+
+
+def test_sweep_row_ratios_and_their_names_on_a_gpu():
+    rates = {"jax_vmap": 300.0, "jax_one_per_program": 150.0, "torch_sequential": 100.0,
+             "torch_vmap": 120.0}
+    row = sweep_throughput.sweep_row("mlp2d", 64, 4, rates, "cpu")
+    assert row["best_torch"] == "torch.func.vmap"
+    assert row["ratio"] == pytest.approx(2.5)
+    assert row["ratio_one_per_program"] == pytest.approx(1.25)
+    gpu = sweep_throughput.sweep_row("mlp2d", 64, 4, rates, "gpu")
+    assert "ratio" not in gpu and "ratio_one_per_program" not in gpu
+    assert gpu["gpu_vs_host_cpu_ratio"] == pytest.approx(2.5)
+    assert gpu["gpu_vs_host_cpu_ratio_one_per_program"] == pytest.approx(1.25)
+    no_torch = sweep_throughput.sweep_row("mlp2d", 64, 1, {"jax_vmap": 5.0}, "cpu")
+    assert no_torch["best_torch"] is None and no_torch["ratio"] is None
+    assert bench.ratio_key("cpu") == "ratio" and bench.ratio_key("tpu") == \
+        "tpu_vs_host_cpu_ratio" and bench.ratio_key("gpu", torch_device="cuda") == "ratio"
+    text = bench.render({"machine": {"cpu": "t", "cpu_count": 2, "jax": "x",
+                                     "jax_backend": "gpu", "load_avg_start": (1, 1, 1)},
+                         "torch": None, "windows": 1, "sweep": [gpu, no_torch]})
+    assert "JAX gpu / PyTorch host cpu" in text and "JAX vmap/best" not in text
+    assert "2.5" in text and "torch.func.vmap" in text
+
+
+def test_throughput_rows_name_a_gpu_vs_host_cpu_ratio_and_drop_the_ratio_cap(tiny_case):
+    from bridge_jax.benchmarks.suite import _throughput_row
+
+    r = {"jax": {"median": 1000.0}, "torch": {"median": 50.0}}
+    cpu = _throughput_row(tiny_case, "mlp2d", 8, r, 1e12, "cpu")
+    gpu = _throughput_row(tiny_case, "mlp2d", 8, r, 1e12, "gpu")
+    assert cpu["ratio"] == gpu["gpu_vs_host_cpu_ratio"] == pytest.approx(20.0)
+    assert "ratio" not in gpu
+    results = {"machine": {"cpu": "t", "cpu_count": 2, "jax": "x", "jax_backend": "gpu",
+                           "load_avg_start": (1, 1, 1)}, "torch": {"version": "x"},
+               "windows": 1, "matmul_peak_flops": 1e12, "throughput": [gpu]}
+    text = bench.render(results)
+    assert "JAX gpu / PyTorch host cpu" in text and "ratio cap:" not in text
+    assert "jax x on gpu" in text
+
+
+def test_stored_gpu_records_carry_no_like_for_like_ratio():
+    folder = pathlib.Path(__file__).resolve().parents[1] / "results" / "benchmarks"
+    for path in folder.glob("gpu_*.json"):
+        record = json.loads(path.read_text())
+        assert record["machine"]["jax_backend"] == "gpu"
+        for row in record["throughput"]:
+            assert "ratio" not in row and row["gpu_vs_host_cpu_ratio"] > 1, path.name
+        assert bench.render(record).strip() == path.with_suffix(".txt").read_text().strip()
+
+
+def test_sweep_case_without_torch_times_the_jax_ways_only(unoptimized):
+    row = sweep_throughput.measure_sweep_case("mlp2d", 2, 8, windows=1, window_s=0.0,
+                                              has_torch=False, log=lambda s: None,
+                                              **TINY_MLP)
+    assert row["members"] == 2 and row["jax_vmap"] > 0 and row["jax_one_per_program"] > 0
+    assert row["torch_sequential"] is None and row["ratio"] is None
+    assert row["windows"]["jax_vmap"]["steps_per_window"] == 1
+    assert "mlp2d" in bench.render({"machine": {"cpu": "t", "cpu_count": 2, "jax": "x",
+                                                "load_avg_start": (1, 1, 1)},
+                                    "torch": None, "windows": 1, "sweep": [row]})
+
+
+def test_sweep_case_with_torch_times_both_pytorch_ways(unoptimized):
+    pytest.importorskip("torch", reason="PyTorch (optional) is not installed")
+    row = sweep_throughput.measure_sweep_case("mlp2d", 2, 8, windows=1, window_s=0.0,
+                                              has_torch=True, log=lambda s: None,
+                                              **TINY_MLP)
+    assert row["torch_sequential"] > 0 and row["torch_vmap"] > 0
+    assert row["torch_vmap_error"] is None and row["torch_vmap_max_rel_diff"] < 1e-5
+    assert row["best_torch"] in ("sequential", "torch.func.vmap") and row["ratio"] > 0
+
+
+def test_torch_func_vmap_step_matches_the_runs_one_by_one_on_the_dcgan(unoptimized):
+    pytest.importorskip("torch", reason="PyTorch (optional) is not installed")
+    from bridge_jax import models
+    from bridge_jax.benchmarks import torch_members
+    from bridge_jax.train_state import model_config
+
+    configs = sweep_throughput.member_configs("28x28", 4, 2, width=8, depth=1, latent_dim=4)
+    nets = models.make_models(model_config(configs[0]), (28, 28, 1))
+    init = jax.jit(lambda key: models.init_params(nets, key, (28, 28, 1), 4))  # one compile
+    params = [init(jax.random.PRNGKey(int(c.seed))) for c in configs]
+    batches = [bench.random_batch((28, 28, 1), 4, seed=s) for s in range(2)]
+
+    def make_refs():
+        from bridge_jax.benchmarks.torch_comparison import reference_for
+
+        return [reference_for(c, (28, 28, 1), p) for c, p in zip(configs, params, strict=True)]
+
+    assert torch_members.vmap_agreement(make_refs, batches, bench.ALPHA[0]) < 1e-5
+
+
+def test_steady_rate_and_the_overhead_config():
+    # Logged cumulative rates s / (t_s - t0): step 10 at 2 s, step 30 at 4 s -> 10 steps/s.
+    assert trainer_overhead.steady_rate(10, 10 / 2.0, 30, 30 / 4.0) == pytest.approx(10.0)
+    base = configuration.base_config()
+    base.eval.evaluators = "mixture"
+    c, period = trainer_overhead.prepare(base, periods=3, members_n=2, warm_periods=2)
+    assert period == 500 and c.num_steps == 2500 and c.sweep.num_seeds == 2
+    assert c.eval.evaluators == "" and not c.progress_bar and c.num_final_samples == 0
+    assert base.num_steps == 2000 and base.eval.evaluators == "mixture"  # not modified
+
+
+def test_trainer_overhead_of_a_tiny_run_is_a_positive_ratio(tmp_path, unoptimized):
+    config = configuration.shrink_for_tests(configuration.base_config())
+    row = trainer_overhead.measure_overhead_case(
+        "tiny", periods=1, repeats=1, config=config, warm_periods=1, root=str(tmp_path),
+        log=lambda s: None)
+    assert row["steps_timed"] == 4 and row["first_step_timed"] == 4
+    assert row["trainer_steps_per_s"] > 0 and row["bare_steps_per_s"] > 0
+    assert row["trainer_over_bare"] == pytest.approx(
+        row["trainer_steps_per_s"] / row["bare_steps_per_s"])
+    assert list(tmp_path.iterdir()) == []  # the trainer's workdirs are removed
+    text = bench.render({"machine": {"cpu": "t", "cpu_count": 2, "jax": "x",
+                                     "load_avg_start": (1, 1, 1)}, "torch": None,
+                         "windows": 1, "overhead": [row]})
+    assert "trainer/bare" in text and "2/4/2" in text
+
+
+def test_cli_wires_sweep_and_overhead_into_one_record(monkeypatch, tmp_path, capsys):
+    seen = {}
+
+    def fake_run_benchmark(**kwargs):
+        seen.update(kwargs)
+        return {"machine": {"cpu": "t", "cpu_count": 2, "jax": "x",
+                            "load_avg_start": (1, 1, 1)}, "torch": None, "windows": 1,
+                "sweep": [sweep_throughput.sweep_row("mlp2d", 64, 4, {"jax_vmap": 9.0},
+                                                     "cpu")]}
+
+    monkeypatch.setattr(bench, "run_benchmark", fake_run_benchmark)
+    out = tmp_path / "r.json"
+    assert bench.main(["--no-step", "--sweep", "--members", "1,4", "--sweep-sizes", "mlp2d",
+                       "--overhead", "--overhead-configs", "base", "--overhead-periods", "1",
+                       "--out", str(out)]) == 0
+    assert seen["step"] is False
+    assert seen["sweep"] == {"sizes": ["mlp2d"], "counts": [1, 4], "torch_vmap": True,
+                             "batches": None}
+    assert seen["overhead"]["specs"] == ["base"] and seen["overhead"]["periods"] == 1
+    assert json.loads(out.read_text())["sweep"][0]["jax_vmap"] == 9.0
+    assert "Sweep: N runs" in capsys.readouterr().out
+
+
+def test_torch_reference_computes_the_jax_losses():
+    pytest.importorskip("torch", reason="PyTorch (optional) is not installed")
+    check = bench.check_losses("mlp2d", 8)
+    assert check["ok"] and check["max_rel_diff"] < bench.LOSS_RTOL
+    assert len(check["steps"]) == 2

@@ -37,16 +37,17 @@ def calibrate(run: Callable[[int], None], window_s: float, warmup: int = 2) -> i
 
 def measure_interleaved(runners: dict[str, Callable[[int], None]],
                         examples_per_step: int | dict[str, int], windows: int,
-                        window_s: float) -> dict[str, dict[str, float]]:
+                        window_s: float, warmup: int = 2) -> dict[str, dict[str, float]]:
     """Examples/s of each runner; windows alternate between runners (same load for all).
 
     ``runners[name](n)`` runs n calls and returns after the last one has finished; a call
-    processes ``examples_per_step`` examples (an int, or one per runner).
+    processes ``examples_per_step`` examples (an int, or one per runner); each runner
+    first makes ``warmup`` untimed calls (:func:`calibrate`).
     Returns {name: {"median", "min", "max", "steps_per_window"}}.
     """
     if not isinstance(examples_per_step, dict):
         examples_per_step = dict.fromkeys(runners, examples_per_step)
-    steps = {name: calibrate(run, window_s) for name, run in runners.items()}
+    steps = {name: calibrate(run, window_s, warmup) for name, run in runners.items()}
     rates: dict[str, list[float]] = {name: [] for name in runners}
     for _ in range(windows):
         for name, run in runners.items():
@@ -81,6 +82,26 @@ def torch_matmul_peak(n: int = 2048, reps: int = 7) -> float:
 
     a, b = torch.randn(n, n), torch.randn(n, n)
     return _median_flops(lambda: torch.mm(a, b), 2.0 * n**3, reps)
+
+
+def ratio_key(jax_backend: str, base: str = "ratio", torch_device: str = "cpu") -> str:
+    """The record's name of a JAX/PyTorch throughput ratio: ``base`` when both ran on the
+    same kind of device; ``<JAX backend>_vs_host_<PyTorch device>_<base>`` (e.g.
+    ``gpu_vs_host_cpu_ratio``) when JAX ran on an accelerator and PyTorch on the host:
+    a comparison of two machines, not of two implementations."""
+    if jax_backend == {"cuda": "gpu"}.get(torch_device, torch_device):
+        return base
+    return f"{jax_backend}_vs_host_{torch_device}_{base}"
+
+
+def find_ratio(row: dict[str, Any], base: str = "ratio") -> tuple[str, Any]:
+    """(key, value) of the ratio ``base`` in a record row, under either of
+    :func:`ratio_key`'s names; (``base``, None) if the row has none."""
+    for key, value in row.items():
+        if key == base or (key.endswith("_" + base) and "_vs_host_" in key
+                           and key.split("_vs_host_", 1)[1].split("_", 1)[1] == base):
+            return key, value
+    return base, None
 
 
 def pipeline_throughput(name: str, batch: int, seconds: float) -> float | None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from bridge_jax.benchmarks.measurement import find_ratio
+
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A plain-text table; floats get 3 significant digits (or fewer decimals if large)."""
@@ -46,29 +48,52 @@ def describe_worker_failures(row: dict) -> str | None:
 def _header_lines(results: dict[str, Any]) -> list[str]:
     """The machine, versions, load and measured matmul peaks, then a blank line."""
     m = results["machine"]
-    return [f"bridge_jax train-step benchmark: {m.get('cpu', '?')}, {m['cpu_count']} cores, "
-            f"jax {m['jax']}, torch {(results['torch'] or {}).get('version', 'not installed')}, "
-            f"load avg {m['load_avg_start'][0]:.1f} -> "
-            f"{m.get('load_avg_end', m['load_avg_start'])[0]:.1f}",
-            f"matmul peak (float32 2048^2): JAX jitted {results['matmul_peak_flops'] / 1e9:.1f} "
-            "GFLOP/s" + (f", PyTorch {results['torch_matmul_peak_flops'] / 1e9:.1f} GFLOP/s; "
-                         f"peak = {results['peak_flops'] / 1e9:.1f}"
-                         if results.get("torch_matmul_peak_flops") else ""), ""]
+    on = f" on {m['jax_backend']}" if m.get("jax_backend", "cpu") != "cpu" else ""
+    out = [f"bridge_jax train-step benchmark: {m.get('cpu', '?')}, {m['cpu_count']} cores, "
+           f"jax {m['jax']}{on}, torch "
+           f"{(results['torch'] or {}).get('version', 'not installed')}, "
+           f"load avg {m['load_avg_start'][0]:.1f} -> "
+           f"{m.get('load_avg_end', m['load_avg_start'])[0]:.1f}"]
+    if results.get("matmul_peak_flops"):
+        out.append(f"matmul peak (float32 2048^2): JAX jitted "
+                   f"{results['matmul_peak_flops'] / 1e9:.1f} GFLOP/s"
+                   + (f", PyTorch {results['torch_matmul_peak_flops'] / 1e9:.1f} GFLOP/s; "
+                      f"peak = {results['peak_flops'] / 1e9:.1f}"
+                      if results.get("torch_matmul_peak_flops") else ""))
+    return [*out, ""]
+
+
+def ratio_header(key: str, like: str = "JAX/PyTorch") -> str:
+    """A ratio column's header: ``like`` for a like-for-like ``ratio``, else e.g.
+    "JAX gpu / PyTorch host cpu" for ``gpu_vs_host_cpu_ratio`` (two machines)."""
+    if "_vs_host_" not in key:
+        return like
+    jax_side, rest = key.split("_vs_host_", 1)
+    return f"JAX {jax_side} / PyTorch host {rest.split('_', 1)[0]}"
 
 
 def _throughput_lines(results: dict[str, Any]) -> list[str]:
+    rows = results.get("throughput") or []
+    if not rows:
+        return []
+    key = find_ratio(rows[0])[0]
+    like_for_like = "_vs_host_" not in key
     out = ["Train step (critic update + encoder/decoder update), examples/s, median of "
            f"{results['windows']} interleaved windows"]
     out.append(format_table(
-        ["size", "batch", "JAX ex/s", "PyTorch ex/s", "JAX/PyTorch", "compile s",
+        ["size", "batch", "JAX ex/s", "PyTorch ex/s", ratio_header(key), "compile s",
          "GFLOP/step", "JAX GFLOP/s", "JAX % peak", "PyTorch % peak", "ratio cap"],
         [[r["size"], r["batch"], r["jax_examples_per_s"], r["torch_examples_per_s"],
-          r["ratio"], r["compile_s"], r["gflop_per_step"], r["gflops_achieved"],
+          find_ratio(r)[1], r["compile_s"], r["gflop_per_step"], r["gflops_achieved"],
           100 * r["share_of_peak"],
           100 * r["torch_share_of_peak"] if r.get("torch_share_of_peak") else None,
-          1 / r["torch_share_of_peak"] if r.get("torch_share_of_peak") else None]
-         for r in results["throughput"]]))
-    if any(r.get("torch_share_of_peak") for r in results["throughput"]):
+          1 / r["torch_share_of_peak"] if r.get("torch_share_of_peak") and like_for_like
+          else None]
+         for r in rows]))
+    if not like_for_like:
+        out.append("JAX ran on the accelerator and PyTorch on the host CPU: the ratio "
+                   "compares two machines, not two implementations (no ratio cap)")
+    elif any(r.get("torch_share_of_peak") for r in rows):
         out.append("ratio cap: the JAX/PyTorch ratio a JAX step running at 100% of peak "
                    "would reach (1 / PyTorch % peak)")
     return out
@@ -126,10 +151,56 @@ def _multidevice_lines(multidevice: dict[str, list[dict]]) -> list[str]:
                          rows)]
 
 
+def _sweep_lines(sweep: list[dict]) -> list[str]:
+    key, key_one = find_ratio(sweep[0])[0], find_ratio(sweep[0], "ratio_one_per_program")[0]
+    rows = [[r["size"], r["batch"], r["members"], r["jax_vmap"], r.get("jax_one_per_program"),
+             r.get("torch_sequential"), r.get("torch_vmap"), r.get("best_torch"),
+             find_ratio(r)[1], find_ratio(r, "ratio_one_per_program")[1],
+             _vmap_check(r)] for r in sweep]
+    return ["Sweep: N runs (seeds) trained at once, runs·steps/s (interleaved windows; "
+            "JAX vmap = the trainer's N-member program, N=1 without vmap)",
+            format_table(["size", "batch", "N", "JAX vmap", "JAX 1 program/run",
+                          "PyTorch one by one", "PyTorch func.vmap", "best PyTorch",
+                          ratio_header(key, "JAX vmap/best"),
+                          ratio_header(key_one, "JAX 1 prog/best"), "func.vmap check"],
+                         rows),
+            "func.vmap check: largest relative gap between its losses and the runs' one by "
+            "one (same weights, batches, noise; 2 steps), or why it failed"]
+
+
+def _vmap_check(row: dict) -> str | None:
+    if row.get("torch_vmap_error"):
+        return "failed: " + row["torch_vmap_error"][:40]
+    gap = row.get("torch_vmap_max_rel_diff")
+    return None if gap is None else f"{gap:.1e}"
+
+
+def _overhead_lines(overhead: list[dict]) -> list[str]:
+    rows = [[o["config"], o["members"], o["batch"],
+             f"{o['log_every']}/{o['sample_every']}/{o['checkpoint_every']}",
+             o["steps_timed"], o["trainer_steps_per_s"], o["bare_steps_per_s"],
+             o["trainer_over_bare"], " ".join(f"{p['trainer'] / p['bare']:.3f}"
+                                             for p in o["pairs"])] for o in overhead]
+    out = ["Trainer overhead: train_and_evaluate (evaluators off) vs the bare compiled step "
+           "on the same batches, steps/s",
+           format_table(["config", "members", "batch", "log/sample/ckpt every",
+                         "steps timed", "trainer", "bare step", "trainer/bare",
+                         "each pair"], rows)]
+    for o in overhead:
+        if o.get("profile"):
+            out += ["", f"Where the trainer's time goes ({o['config']}, x{o['members']}, one "
+                    "cProfile'd run, whole run):",
+                    format_table(["part", "calls", "cumulative s"],
+                                 [[p["part"], p["calls"], p["cumulative_s"]]
+                                  for p in o["profile"]])]
+    return out
+
+
 # Optional sections, in report order: (results key, its lines).
 _OPTIONAL_SECTIONS = (("loss_check", _loss_check_lines), ("variants", _variant_lines),
                       ("pipeline", _pipeline_lines), ("xla_flags", _xla_flag_lines),
-                      ("multidevice", _multidevice_lines))
+                      ("multidevice", _multidevice_lines), ("sweep", _sweep_lines),
+                      ("overhead", _overhead_lines))
 
 
 def render(results: dict[str, Any]) -> str:
@@ -137,5 +208,5 @@ def render(results: dict[str, Any]) -> str:
     out = _header_lines(results) + _throughput_lines(results)
     for key, section_lines in _OPTIONAL_SECTIONS:
         if results.get(key):
-            out += ["", *section_lines(results[key])]
+            out += [*([""] if out[-1] else []), *section_lines(results[key])]
     return "\n".join(out)

@@ -1,6 +1,7 @@
 r"""Benchmark of the α-Bridge train step (JAX) against a PyTorch eager reference.
 
     python -m bridge_jax.benchmarks.run [--quick] [--out results.json]
+    python -m bridge_jax.benchmarks.run --no-step --sweep --overhead  # the two below only
 
 Prints tables and writes them (with machine details) as JSON:
 
@@ -22,15 +23,28 @@ Prints tables and writes them (with machine details) as JSON:
 * multi-device overhead: the step on 1, 2, 4, 8 simulated CPU devices at a fixed per-device
   batch (subprocesses with ``--xla_force_host_platform_device_count``). All simulated
   devices share the same cores, so this measures partitioning/all-reduce overhead, not
-  speed-up.
+  speed-up;
+* ``--sweep``: N runs (``--members``, default 1,4,10,32) of the 2-D MLP and the 28×28
+  DCGAN trained at once by the trainer's member program (``jax.vmap``) and one program
+  per run, against PyTorch running them one after another and with ``torch.func.vmap``,
+  in runs·steps/s (:mod:`~bridge_jax.benchmarks.sweep_throughput`);
+* ``--overhead``: steps/s of ``train_and_evaluate`` (logs, samples, checkpoints at the
+  config's cadence; evaluators off) against its bare compiled step on the same batches
+  (:mod:`~bridge_jax.benchmarks.trainer_overhead`).
+
+With ``--no-step`` only the ``--sweep``/``--overhead`` parts run. When JAX runs on an
+accelerator, the JAX/PyTorch ratios are recorded as ``gpu_vs_host_cpu_ratio`` (etc.),
+since the PyTorch reference always runs on the host CPU.
 
 PyTorch is optional: ``pip install torch`` (CPU build) to get the comparison; without it
 the JAX-only parts run.
 
 Modules: ``cases`` (model sizes, configs, compiled JAX steps), ``measurement`` (timing, FLOPs,
 peaks, input pipeline), ``torch_comparison`` (the PyTorch reference side), ``subprocess_workers``
-(XLA-flag and multi-device runs), ``suite`` (:func:`run_benchmark`), ``rendering`` (the text
-report) and this entry point, which re-exports their public names.
+(XLA-flag and multi-device runs), ``sweep_throughput`` and ``torch_members`` (N runs at once),
+``trainer_overhead``, ``suite`` (:func:`run_benchmark`), ``rendering`` (the text report,
+from the same record as the JSON) and this entry point, which re-exports their public
+names.
 """
 
 from __future__ import annotations
@@ -53,9 +67,11 @@ from bridge_jax.benchmarks.cases import (
 from bridge_jax.benchmarks.measurement import (
     calibrate,
     cost_flops,
+    find_ratio,
     matmul_peak,
     measure_interleaved,
     pipeline_throughput,
+    ratio_key,
     torch_matmul_peak,
 )
 from bridge_jax.benchmarks.rendering import describe_worker_failures, format_table, render
@@ -66,6 +82,13 @@ from bridge_jax.benchmarks.subprocess_workers import (
     run_multidevice,
 )
 from bridge_jax.benchmarks.suite import run_benchmark
+from bridge_jax.benchmarks.sweep_throughput import (
+    MEMBER_COUNTS,
+    SWEEP_SIZES,
+    measure_sweep,
+    measure_sweep_case,
+    sweep_row,
+)
 from bridge_jax.benchmarks.torch_comparison import (
     LOSS_RTOL,
     build_torch,
@@ -75,13 +98,21 @@ from bridge_jax.benchmarks.torch_comparison import (
     torch_compile_runner,
     torch_runner,
 )
+from bridge_jax.benchmarks.trainer_overhead import (
+    OVERHEAD_CONFIGS,
+    measure_overhead,
+    measure_overhead_case,
+    steady_rate,
+)
 
 __all__ = [
     "ALPHA", "LOSS_RTOL", "MODEL_SIZES", "build_jax_case", "build_parser", "build_scan_case",
     "build_torch", "calibrate", "check_losses", "cost_flops", "describe_worker_failures",
-    "flags_worker", "format_table", "JaxCase", "main", "make_config", "matmul_peak",
-    "measure_interleaved", "multidevice_worker", "pipeline_throughput", "random_batch",
-    "render", "repeating_runner", "run_benchmark", "run_flag_variants", "run_multidevice",
+    "find_ratio", "flags_worker", "format_table", "JaxCase", "main", "make_config",
+    "matmul_peak", "measure_interleaved", "measure_overhead", "measure_overhead_case",
+    "measure_sweep", "measure_sweep_case", "multidevice_worker", "pipeline_throughput",
+    "random_batch", "ratio_key", "render", "repeating_runner", "run_benchmark",
+    "run_flag_variants", "run_multidevice", "steady_rate", "sweep_row",
     "time_jax_and_torch", "torch_available", "torch_compile_runner", "torch_matmul_peak",
     "torch_runner",
 ]
@@ -104,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--torch-threads", type=int, default=None,
                    help="PyTorch intra-op threads (default: all cores, as XLA uses). On a "
                    "loaded machine OpenMP barriers make 2+ threads erratic; try 1")
+    p.add_argument("--no-step", action="store_true",
+                   help="skip the single-step measurements (run only --sweep/--overhead)")
+    _add_sweep_and_overhead_flags(p)
     p.add_argument("--_worker", default=None, help=argparse.SUPPRESS)
     p.add_argument("--_flags-worker", default=None, help=argparse.SUPPRESS)
     p.add_argument("--_batch", type=int, default=16, help=argparse.SUPPRESS)
@@ -111,6 +145,57 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--_windows", type=int, default=3, help=argparse.SUPPRESS)
     p.add_argument("--_window-s", type=float, default=0.3, help=argparse.SUPPRESS)
     return p
+
+
+def _add_sweep_and_overhead_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sweep", action="store_true",
+                   help="N runs at once: JAX member program vs PyTorch (runs·steps/s)")
+    p.add_argument("--members", default=",".join(map(str, MEMBER_COUNTS)),
+                   help="member counts N of --sweep (default %(default)s)")
+    p.add_argument("--sweep-sizes", default=",".join(SWEEP_SIZES),
+                   help="model sizes of --sweep (default %(default)s)")
+    p.add_argument("--sweep-batch", type=int, default=None,
+                   help="per-run batch of --sweep (default: 64, as configs/ring.py and "
+                   "configs/mnist.py)")
+    p.add_argument("--no-torch-vmap", action="store_true",
+                   help="--sweep without the torch.func.vmap way")
+    p.add_argument("--overhead", action="store_true",
+                   help="train_and_evaluate's steps/s vs its bare compiled step")
+    p.add_argument("--overhead-configs", default=",".join(OVERHEAD_CONFIGS),
+                   help="comma-separated config files (path or path:arg, or 'base') of "
+                   "--overhead (default %(default)s; also try configs/mnist.py)")
+    p.add_argument("--overhead-members", default="1",
+                   help="member counts (sweep.num_seeds) of --overhead (default 1)")
+    p.add_argument("--overhead-periods", type=int, default=2,
+                   help="timed periods of lcm(log, sample, checkpoint every) steps")
+    p.add_argument("--overhead-warm-periods", type=int, default=2,
+                   help="untimed periods first (compile, first sample and checkpoint)")
+    p.add_argument("--overhead-repeats", type=int, default=2,
+                   help="trainer/bare pairs (alternating)")
+    p.add_argument("--overhead-profile", action="store_true",
+                   help="one more trainer run under cProfile: where its time goes")
+
+
+def _ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v]
+
+
+def _sweep_and_overhead(args) -> dict[str, dict | None]:
+    """run_benchmark's ``sweep`` and ``overhead`` keyword arguments from the flags."""
+    sweep = overhead = None
+    if args.sweep:
+        sizes = args.sweep_sizes.split(",")
+        sweep = {"sizes": sizes, "counts": _ints(args.members),
+                 "torch_vmap": not args.no_torch_vmap,
+                 "batches": dict.fromkeys(sizes, args.sweep_batch) if args.sweep_batch
+                 else None}
+    if args.overhead:
+        overhead = {"specs": args.overhead_configs.split(","),
+                    "members_counts": _ints(args.overhead_members),
+                    "periods": args.overhead_periods, "repeats": args.overhead_repeats,
+                    "warm_periods": args.overhead_warm_periods,
+                    "profile": args.overhead_profile}
+    return {"sweep": sweep, "overhead": overhead}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -129,7 +214,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                             torch_threads=args.torch_threads,
                             xla_flags=() if args.no_xla_flags else
                             (args.xla_flags or ["--xla_cpu_use_onednn=true"]),
-                            log=lambda s: print(s, file=sys.stderr, flush=True))
+                            log=lambda s: print(s, file=sys.stderr, flush=True),
+                            step=not args.no_step, **_sweep_and_overhead(args))
     print(render(results))
     if args.out:
         with open(args.out, "w") as f:

@@ -17,9 +17,11 @@ from bridge_jax.benchmarks.measurement import (
     matmul_peak,
     measure_interleaved,
     pipeline_throughput,
+    ratio_key,
     torch_matmul_peak,
 )
 from bridge_jax.benchmarks.subprocess_workers import run_flag_variants, run_multidevice
+from bridge_jax.benchmarks.sweep_throughput import measure_sweep
 from bridge_jax.benchmarks.torch_comparison import (
     build_torch,
     check_losses,
@@ -28,6 +30,7 @@ from bridge_jax.benchmarks.torch_comparison import (
     torch_compile_runner,
     torch_runner,
 )
+from bridge_jax.benchmarks.trainer_overhead import measure_overhead
 
 # (dataset, the model size whose step consumes it), for the input-pipeline measurement.
 PIPELINE_DATASETS = (("ring", "mlp2d"), ("grid", "mlp2d"), ("mnist", "28x28"),
@@ -76,7 +79,8 @@ def setup_torch(plan: BenchmarkPlan, torch_threads: int | None) -> dict[str, Any
     import torch
 
     torch.set_num_threads(torch_threads or os.cpu_count() or 1)
-    return {"version": torch.__version__, "threads": torch.get_num_threads()}
+    # The reference never moves its tensors to an accelerator: it runs on the host CPU.
+    return {"version": torch.__version__, "threads": torch.get_num_threads(), "device": "cpu"}
 
 
 def measure_peaks(plan: BenchmarkPlan) -> dict[str, float]:
@@ -94,12 +98,15 @@ def measure_peaks(plan: BenchmarkPlan) -> dict[str, float]:
     return peaks
 
 
-def _throughput_row(case: JaxCase, size: str, batch: int, r: dict, peak: float) -> dict:
+def _throughput_row(case: JaxCase, size: str, batch: int, r: dict, peak: float,
+                    jax_backend: str = "cpu") -> dict:
+    """One size and batch: examples/s of both, JAX/PyTorch (named ``ratio`` only when
+    JAX ran on the CPU like the reference: :func:`ratio_key`), FLOPs and peak shares."""
     jx = r["jax"]["median"]
     th = r["torch"]["median"] if "torch" in r else None
     step_s = batch / jx
     return {"size": size, "batch": batch, "jax_examples_per_s": jx,
-            "torch_examples_per_s": th, "ratio": jx / th if th else None,
+            "torch_examples_per_s": th, ratio_key(jax_backend): jx / th if th else None,
             "compile_s": case.compile_s, "gflop_per_step": case.flops / 1e9,
             "gflops_achieved": case.flops / step_s / 1e9,
             "share_of_peak": case.flops / step_s / peak,
@@ -115,11 +122,13 @@ def measure_throughput(plan: BenchmarkPlan, peak: float) -> list[dict]:
         for batch in plan.batches(size):
             case, r = time_jax_and_torch(size, batch, plan.windows, plan.window_s,
                                          plan.has_torch)
-            row = _throughput_row(case, size, batch, r, peak)
+            backend = jax.default_backend()
+            row = _throughput_row(case, size, batch, r, peak, backend)
             rows.append(row)
             jx, th = row["jax_examples_per_s"], row["torch_examples_per_s"]
             plan.log(f"  {size} b={batch}: JAX {jx:,.0f} ex/s"
-                     + (f", PyTorch {th:,.0f} ex/s, ratio {jx / th:.2f}" if th else "")
+                     + (f", PyTorch {th:,.0f} ex/s, {ratio_key(backend)} {jx / th:.2f}"
+                        if th else "")
                      + f", {row['share_of_peak']:.0%} of peak")
     return rows
 
@@ -220,20 +229,10 @@ def measure_multidevice(plan: BenchmarkPlan) -> dict[str, list[dict]]:
     return md
 
 
-def run_benchmark(quick: bool = False, sizes: Sequence[str] | None = None,
-                  torch_compile: bool = False, multidevice: bool = True,
-                  torch_threads: int | None = None,
-                  xla_flags: Sequence[str] = (),
-                  log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Every measurement of :mod:`bridge_jax.benchmarks.run`'s docstring; ``xla_flags``:
-    XLA:CPU flag sets to compare (each in a subprocess, against the same subprocess's
-    PyTorch)."""
-    windows, window_s = (3, 0.3) if quick else (5, 1.0)
-    plan = BenchmarkPlan(list(sizes or MODEL_SIZES), quick, windows, window_s,
-                         torch_available(), log)
-    results: dict[str, Any] = {"machine": machine_info(), "quick": quick, "torch": None,
-                               "windows": windows, "window_s": window_s}
-    results["torch"] = setup_torch(plan, torch_threads)
+def measure_step(plan: BenchmarkPlan, results: dict[str, Any], torch_compile: bool,
+                 xla_flags: Sequence[str], multidevice: bool) -> None:
+    """The single-step measurements, into ``results``: peaks, throughput, loss check,
+    variants, input pipeline, XLA flags and simulated devices."""
     results.update(measure_peaks(plan))
     results["throughput"] = measure_throughput(plan, results["peak_flops"])
     if plan.has_torch:
@@ -244,5 +243,35 @@ def run_benchmark(quick: bool = False, sizes: Sequence[str] | None = None,
         results["xla_flags"] = measure_xla_flags(plan, xla_flags)
     if multidevice:
         results["multidevice"] = measure_multidevice(plan)
+
+
+def run_benchmark(quick: bool = False, sizes: Sequence[str] | None = None,
+                  torch_compile: bool = False, multidevice: bool = True,
+                  torch_threads: int | None = None,
+                  xla_flags: Sequence[str] = (),
+                  log: Callable[[str], None] = print, *, step: bool = True,
+                  sweep: dict[str, Any] | None = None,
+                  overhead: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every measurement of :mod:`bridge_jax.benchmarks.run`'s docstring; ``xla_flags``:
+    XLA:CPU flag sets to compare (each in a subprocess, against the same subprocess's
+    PyTorch). ``step=False`` leaves out the single-step measurements; ``sweep`` and
+    ``overhead`` (keyword arguments of :func:`~bridge_jax.benchmarks.sweep_throughput.
+    measure_sweep` and :func:`~bridge_jax.benchmarks.trainer_overhead.measure_overhead`)
+    add the sweep throughput and the trainer overhead."""
+    windows, window_s = (3, 0.3) if quick else (5, 1.0)
+    plan = BenchmarkPlan(list(sizes or MODEL_SIZES), quick, windows, window_s,
+                         torch_available(), log)
+    results: dict[str, Any] = {"machine": machine_info(), "quick": quick, "torch": None,
+                               "windows": windows, "window_s": window_s}
+    results["torch"] = setup_torch(plan, torch_threads)
+    if step:
+        measure_step(plan, results, torch_compile, xla_flags, multidevice)
+    if sweep is not None:
+        log("sweep throughput (runs·steps/s):")
+        results["sweep"] = measure_sweep(windows=windows, window_s=window_s,
+                                         has_torch=plan.has_torch, log=log, **sweep)
+    if overhead is not None:
+        log("trainer overhead (steps/s):")
+        results["overhead"] = measure_overhead(log=log, **overhead)
     results["machine"]["load_avg_end"] = os.getloadavg()
     return results

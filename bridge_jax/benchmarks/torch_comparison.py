@@ -32,13 +32,19 @@ def _opt_settings(config) -> dict[str, tuple]:
             for side in ("critic", "generator")}
 
 
-def build_torch(case: JaxCase, params=None, **kwargs):
+def reference_for(config, example_shape, params, **kwargs):
+    """The PyTorch reference (:class:`~bridge_jax.benchmarks.torch_reference.TorchBridge`)
+    of ``config``'s networks and optimizers, with the Flax ``params``' weights."""
     from bridge_jax.benchmarks import torch_reference
     from bridge_jax.train_state import model_config
 
-    params = jax.device_get(case.state.params if params is None else params)
-    return torch_reference.TorchBridge(model_config(case.config), case.example_shape, params,
-                                       _opt_settings(case.config), **kwargs)
+    return torch_reference.TorchBridge(model_config(config), example_shape,
+                                       jax.device_get(params), _opt_settings(config), **kwargs)
+
+
+def build_torch(case: JaxCase, params=None, **kwargs):
+    return reference_for(case.config, case.example_shape,
+                         case.state.params if params is None else params, **kwargs)
 
 
 def _jax_noise(config, key, batch: int, shape) -> dict[str, np.ndarray]:

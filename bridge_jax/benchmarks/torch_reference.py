@@ -291,7 +291,7 @@ class TorchBridge:
             raise NotImplementedError("the PyTorch reference implements upsample='subpixel'")
         if cfg.likelihood != "gaussian" or cfg.scale != "scalar":
             raise NotImplementedError("the PyTorch reference implements gaussian/scalar only")
-        self.cfg, self.shape = cfg, tuple(example_shape)
+        self.cfg, self.shape, self.opt_settings = cfg, tuple(example_shape), dict(opt)
         self.is_image = cfg.arch == "dcgan"
         self.encoder = Encoder(cfg, self.shape)
         self.decoder = Decoder(cfg, self.shape)
@@ -330,17 +330,7 @@ class TorchBridge:
                 "eps_dec": torch.randn(eps_shape)}
 
     def _sides(self, x, noise, with_nll: bool):
-        mean, log_std = self.encoder(x)
-        z_data = mean + torch.exp(log_std) * noise["eps_enc"]
-        out = {"z_data": z_data, "z_model": noise["z_prior"]}
-        if with_nll:
-            loc, log_scale = self.decoder(z_data)
-            out["nll"] = (gaussian_log_prob(z_data, mean, log_std)
-                          - _sum_per_example(-0.5 * z_data**2 - 0.5 * _LOG_2PI)
-                          - gaussian_log_prob(x, loc, log_scale))
-        loc, log_scale = self.decoder(noise["z_prior"])
-        out["x_model"] = loc + torch.exp(log_scale) * noise["eps_dec"]
-        return out
+        return sides(self.encoder, self.decoder, x, noise, with_nll)
 
     def step(self, x: torch.Tensor, alpha: float, noise: tuple | None = None):
         """One critic update then one encoder/decoder update; returns (critic, gen) losses.
@@ -352,10 +342,8 @@ class TorchBridge:
         c_noise, g_noise = noise if noise is not None else (self._noise(b), self._noise(b))
         # 1. critic update, encoder/decoder frozen.
         with torch.no_grad():
-            sides = self._sides(x, c_noise, with_nll=False)
-        d_data = self.critic(x, sides["z_data"])
-        d_model = self.critic(sides["x_model"], sides["z_model"])
-        c_loss = F.softplus(-d_data).mean() + F.softplus(d_model).mean()
+            c_sides = self._sides(x, c_noise, with_nll=False)
+        c_loss = critic_objective(self.critic, x, c_sides)
         self.critic_opt.zero_grad(set_to_none=True)
         c_loss.backward()
         torch.nn.utils.clip_grad_norm_(self.critic_params, self.critic_clip, foreach=True)
@@ -363,12 +351,8 @@ class TorchBridge:
         # 2. encoder/decoder update, critic frozen.
         for p in self.critic_params:
             p.requires_grad_(False)
-        sides = self._sides(x, g_noise, with_nll=True)
-        d_data = self.critic(x, sides["z_data"])
-        d_model = self.critic(sides["x_model"], sides["z_model"])
-        w = torch.exp(-(1.0 - alpha) * d_data.detach().clamp(-LOGIT_CLIP, LOGIT_CLIP))
-        g_loss = (alpha * (w * sides["nll"]).mean()
-                  + (1.0 - alpha * alpha) * alpha_bound(d_data, d_model, alpha))
+        g_loss = generator_objective(self.critic, x, self._sides(x, g_noise, with_nll=True),
+                                     alpha)
         self.gen_opt.zero_grad(set_to_none=True)
         g_loss.backward()
         torch.nn.utils.clip_grad_norm_(self.gen_params, self.gen_clip, foreach=True)
@@ -376,3 +360,40 @@ class TorchBridge:
         for p in self.critic_params:
             p.requires_grad_(True)
         return c_loss.detach(), g_loss.detach()
+
+
+def sides(encoder, decoder, x, noise, with_nll: bool) -> dict[str, torch.Tensor]:
+    """Both sides of the joint critic: data (x, z ~ q(z|x)) and model (G(z) + σε, z ~ p).
+
+    ``encoder(x) -> (mean, log_std)`` and ``decoder(z) -> (loc, log_scale)`` are the
+    networks (modules, or functional calls of them); with ``with_nll``, also the
+    per-example −log p(x|z) + log q(z|x) − log p(z) of the data side.
+    """
+    mean, log_std = encoder(x)
+    z_data = mean + torch.exp(log_std) * noise["eps_enc"]
+    out = {"z_data": z_data, "z_model": noise["z_prior"]}
+    if with_nll:
+        loc, log_scale = decoder(z_data)
+        out["nll"] = (gaussian_log_prob(z_data, mean, log_std)
+                      - _sum_per_example(-0.5 * z_data**2 - 0.5 * _LOG_2PI)
+                      - gaussian_log_prob(x, loc, log_scale))
+    loc, log_scale = decoder(noise["z_prior"])
+    out["x_model"] = loc + torch.exp(log_scale) * noise["eps_dec"]
+    return out
+
+
+def critic_objective(critic, x, s: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The logistic critic loss softplus(−d(x, z_data)) + softplus(d(x_model, z_model))."""
+    d_data = critic(x, s["z_data"])
+    d_model = critic(s["x_model"], s["z_model"])
+    return F.softplus(-d_data).mean() + F.softplus(d_model).mean()
+
+
+def generator_objective(critic, x, s: dict[str, torch.Tensor], alpha: float) -> torch.Tensor:
+    """The bridge loss α · mean(sg(w) · nll) + (1 − α²) · B_α(d_data, d_model),
+    w = exp(−(1 − α) · d_data)."""
+    d_data = critic(x, s["z_data"])
+    d_model = critic(s["x_model"], s["z_model"])
+    w = torch.exp(-(1.0 - alpha) * d_data.detach().clamp(-LOGIT_CLIP, LOGIT_CLIP))
+    return (alpha * (w * s["nll"]).mean()
+            + (1.0 - alpha * alpha) * alpha_bound(d_data, d_model, alpha))
