@@ -280,8 +280,9 @@ def test_the_shipped_sweeps_expand_into_valid_groups(name, members, group_sizes)
     assert len(sweeps.expand(helpers.load_config(f"sweeps/{name}", "tiny"))) in (20, 10)
 
 
-@pytest.mark.parametrize("sweep", ["ring", "grid"])
-def test_the_stored_records_are_what_their_sweep_config_trains(sweep):
+@pytest.mark.parametrize("sweep, num_members", [("ring", 100), ("grid", 100),
+                                                 ("stacked_mnist", 10)])
+def test_the_stored_records_are_what_their_sweep_config_trains(sweep, num_members):
     """The README's tables came from these configs: every stored member config equals
     the expansion of configs/sweeps/<sweep>.py (the runs only turned the progress bar
     off)."""
@@ -292,7 +293,7 @@ def test_the_stored_records_are_what_their_sweep_config_trains(sweep):
                 for m in sweeps.expand(helpers.load_config(f"sweeps/{sweep}"))}
     stored = [r for g in sorted(records.glob("g*"))
               for r in json.loads((g / "members.json").read_text())]
-    assert len(stored) == len(expanded) == 100
+    assert len(stored) == len(expanded) == num_members
     for record in stored:
         want = expanded[(record["run"], record["seed"])]
         # Exact, except fields added to the config since the sweep ran: the record lacks
