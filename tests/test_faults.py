@@ -355,6 +355,7 @@ def test_stop_signals_save_once_and_a_second_ctrl_c_exits_now():
         os.kill(os.getpid(), signum)
         time.sleep(0.05)  # Python runs the handler between bytecodes
 
+    before = signal.getsignal(signal.SIGINT)  # SIG_IGN in a pytest-xdist worker
     with StopSignals() as stop:
         deliver(signal.SIGTERM)
         assert stop.received
@@ -362,7 +363,7 @@ def test_stop_signals_save_once_and_a_second_ctrl_c_exits_now():
         deliver(signal.SIGINT)  # the first Ctrl-C: also only the flag
         with pytest.raises(KeyboardInterrupt):
             deliver(signal.SIGINT)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is before  # restored on exit
 
 
 def test_ctrl_c_twice_is_one_line_and_status_130(tmp_path, monkeypatch, capsys):
