@@ -67,12 +67,6 @@ def _ring(num_steps: int = 6, **fields) -> ml_collections.ConfigDict:
     return c
 
 
-def _flat(tree) -> dict[str, np.ndarray]:
-    return {jax.tree_util.keystr(k): np.asarray(v) for k, v in
-            jax.tree_util.tree_leaves_with_path(serialization.to_state_dict(
-                jax.device_get(tree)))}
-
-
 def _expected_path(alpha0: float, signals, settings: schedules.AdaptiveAlpha):
     """α_1..α_T by the rule from the logged signals s_0..s_(T−1) (no smoothing)."""
     alphas, control = [alpha0], schedules.adaptive_init(alpha0)
@@ -137,7 +131,7 @@ def test_stopped_and_resumed_run_is_bitwise_identical(straight, tmp_path):
     second = train.train_and_evaluate(config.copy_and_resolve_references(), workdir)
     assert second.steps_run == 3
 
-    a, b = _flat(result.state), _flat(second.state)
+    a, b = helpers.flat_state(result.state), helpers.flat_state(second.state)
     assert a.keys() == b.keys() and "['alpha_control']['alpha']" in a
     for k in a:  # params, optimizer states, rng, counters, the controller's α and signal
         assert np.array_equal(a[k], b[k]), k
@@ -181,9 +175,9 @@ def test_members_adapt_independently_beside_a_scheduled_member(tmp_path):
                                           "alpha.adaptive.target_low": 0.4}},
     )
     group, = sweeps.group_members(sweeps.expand(c))  # one program for all four
-    together = _flat(train.train_group(group, str(tmp_path / "together")).state)
+    together = helpers.flat_state(train.train_group(group, str(tmp_path / "together")).state)
     for m in group:
-        alone = _flat(train.train_group([m], str(tmp_path / f"alone{m.index}")).state)
+        alone = helpers.flat_state(train.train_group([m], str(tmp_path / f"alone{m.index}")).state)
         for name, value in alone.items():
             # vmap rounds the members' matmuls differently in the last float32 bit
             # (test_members.py); a mistake (another member's α or signal) is far larger.
@@ -265,17 +259,8 @@ def test_jit_sharded_and_pmap_measure_the_signal_of_the_whole_batch(tmp_path,
 
 def _one_step(config, start_step: int):
     """(lowered text, new state, metrics) of one jit step at ``start_step``."""
-    configuration.validate_config(config)
-    dataset = train.make_dataset(config)
-    models, host_state = train.build(config, dataset.example_shape)
-    host_state = host_state.replace(step=np.int32(start_step))
-    dp = DataParallel("jit")
-    step = dp.compile_step(lambda axis_name: train_step.make_train_step(
-        config, models, dataset.example_shape, axis_name=axis_name))
-    state, batch = dp.place_state(host_state), dp.place_batch(dataset.get_batch(start_step))
-    text = step.lower(state, batch).as_text()
-    new_state, metrics = step(state, batch)
-    return text, new_state, dp.host_metrics(metrics)
+    text, _, new_state, metrics = helpers.one_jit_step(config, start_step)
+    return text, new_state, metrics
 
 
 def _noisy(sigma: float, steps: int):
@@ -292,7 +277,7 @@ def test_no_instance_noise_is_bitwise_the_default_step():
     text, state, metrics = _one_step(_noisy(0.3, 2), 2)
     assert text != text0 and metrics.pop("instance_noise") == 0.0
     assert metrics == metrics0
-    a, b = _flat(state0), _flat(state)
+    a, b = helpers.flat_state(state0), helpers.flat_state(state)
     for k in a:
         assert np.array_equal(a[k], b[k]), k
 

@@ -13,7 +13,6 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-from flax import serialization
 
 from bridge_jax import configuration, members, resume, sweeps, train
 from bridge_jax.configuration import ConfigError
@@ -43,12 +42,6 @@ def _ring(num_steps=4, **fields):
     for name, value in fields.items():
         configuration.set_field(c, name, value)
     return c
-
-
-def _flat(tree) -> dict[str, np.ndarray]:
-    return {jax.tree_util.keystr(k): np.asarray(v) for k, v in
-            jax.tree_util.tree_leaves_with_path(serialization.to_state_dict(
-                jax.device_get(tree)))}
 
 
 def test_members_are_grouped_by_their_compiled_step():
@@ -94,15 +87,15 @@ def test_members_match_the_same_runs_trained_alone(tmp_path):
     together = train.train_group(group, str(tmp_path / "together")).state
     for m in group:
         alone = train.train_group([m], str(tmp_path / f"alone{m.index}")).state
-        stacked = _flat(jax.tree.map(lambda a, i=m.index: a[i], together))
-        for name, value in _flat(alone).items():
+        stacked = helpers.flat_state(jax.tree.map(lambda a, i=m.index: a[i], together))
+        for name, value in helpers.flat_state(alone).items():
             # vmap batches the members' matmuls, which XLA:CPU rounds differently in the
             # last float32 bit: after 4 steps the largest difference seen is 2.4e-7.
             np.testing.assert_allclose(stacked[name], value, rtol=1e-5, atol=1e-6,
                                        err_msg=f"member {m.index} {name}")
     # The members really differ: α paths and seeds.
-    assert not np.array_equal(_flat(together)["['params']['critic']['Dense_0']['kernel']"][0],
-                              _flat(together)["['params']['critic']['Dense_0']['kernel']"][1])
+    kernels = helpers.flat_state(together)["['params']['critic']['Dense_0']['kernel']"]
+    assert not np.array_equal(kernels[0], kernels[1])
 
 
 def test_a_member_stopping_on_a_non_finite_update_leaves_the_others_untouched(
@@ -111,7 +104,7 @@ def test_a_member_stopping_on_a_non_finite_update_leaves_the_others_untouched(
     c.log_every = 1
     c.sweep.num_seeds = 3
     group = sweeps.expand(c)
-    clean = _flat(train.train_group(group, str(tmp_path / "clean")).state)
+    clean = helpers.flat_state(train.train_group(group, str(tmp_path / "clean")).state)
     real = members.make_dataset
 
     def poisoned(config, **kw):  # seed 1's stream turns NaN at step 3
@@ -120,7 +113,7 @@ def test_a_member_stopping_on_a_non_finite_update_leaves_the_others_untouched(
 
     monkeypatch.setattr(members, "make_dataset", poisoned)
     result = train.train_group(group, str(tmp_path / "poisoned"))
-    hit = _flat(result.state)
+    hit = helpers.flat_state(result.state)
     for name, value in clean.items():
         np.testing.assert_array_equal(hit[name][[0, 2]], value[[0, 2]], err_msg=name)
     assert hit["['step']"].tolist() == [6, 3, 6]

@@ -28,7 +28,6 @@ from bridge_jax import (
     train,
     train_step,
 )
-from bridge_jax.parallel import DataParallel
 from tests import train_helpers as helpers
 
 tfds_fixture = helpers.load_tests_module("tfds_fixture")
@@ -190,20 +189,8 @@ def _assert_evaluated(name, config, lines, summary, result):
 
 def _one_step(config, start_step: int = 0):
     """(lowered text, initial params, new state, metrics) of one step as training runs it."""
-    configuration.validate_config(config)
-    dataset = train.make_dataset(config)
-    models, host_state = train.build(config, dataset.example_shape)
-    host_state = host_state.replace(step=np.int32(start_step))
-    init = _flat(host_state.params)
-    # The step as train_and_evaluate compiles it, so that the programs of the tiny runs
-    # above are loaded from the compilation cache instead of compiled again.
-    dp = DataParallel("jit")
-    step = dp.compile_step(lambda axis_name: train_step.make_train_step(
-        config, models, dataset.example_shape, axis_name=axis_name))
-    state, batch = dp.place_state(host_state), dp.place_batch(dataset.get_batch(start_step))
-    text = step.lower(state, batch).as_text()
-    new_state, metrics = step(state, batch)
-    return text, init, new_state, dp.host_metrics(metrics)
+    text, host_state, new_state, metrics = helpers.one_jit_step(config, start_step)
+    return text, _flat(host_state.params), new_state, metrics
 
 
 @pytest.mark.parametrize("method", configuration.METHODS)

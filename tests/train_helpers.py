@@ -115,3 +115,34 @@ def free_port() -> int:
 
 
 PYTHON = sys.executable
+
+
+def flat_state(tree) -> dict[str, np.ndarray]:
+    """A (device) pytree's state dict as {key path: host array}, for leaf-by-leaf checks."""
+    from flax import serialization
+
+    return {jax.tree_util.keystr(k): np.asarray(v) for k, v in
+            jax.tree_util.tree_leaves_with_path(serialization.to_state_dict(
+                jax.device_get(tree)))}
+
+
+def one_jit_step(config, start_step: int = 0):
+    """(lowered text, initial state on the host, new state, host metrics) of one step at
+    ``start_step``, compiled as train_and_evaluate compiles it (so programs of tiny runs
+    come from the compilation cache instead of being compiled again). The initial state
+    is copied to the host first: the step donates its input buffers."""
+    from bridge_jax import configuration, train, train_step
+    from bridge_jax.parallel import DataParallel
+
+    configuration.validate_config(config)
+    dataset = train.make_dataset(config)
+    models, host_state = train.build(config, dataset.example_shape)
+    host_state = host_state.replace(step=np.int32(start_step))
+    dp = DataParallel("jit")
+    step = dp.compile_step(lambda axis_name: train_step.make_train_step(
+        config, models, dataset.example_shape, axis_name=axis_name))
+    state, batch = dp.place_state(host_state), dp.place_batch(dataset.get_batch(start_step))
+    initial = jax.device_get(host_state)
+    text = step.lower(state, batch).as_text()
+    new_state, metrics = step(state, batch)
+    return text, initial, new_state, dp.host_metrics(metrics)
