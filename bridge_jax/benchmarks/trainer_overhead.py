@@ -45,7 +45,15 @@ from typing import Any
 import jax
 import ml_collections
 
-from bridge_jax import configuration, members, reporting, sweeps, train
+from bridge_jax import (
+    config_files,
+    config_names,
+    configuration,
+    members,
+    reporting,
+    sweeps,
+    train,
+)
 from bridge_jax.parallel import DataParallel
 
 # The 2-D MLP experiment; configs/mnist.py (28×28) costs about 0.15 s a step on 2 cores.
@@ -67,12 +75,11 @@ PROFILED = (
 
 
 def load_config(spec: str) -> ml_collections.ConfigDict:
-    """``"base"``: :func:`bridge_jax.configuration.base_config`; else a config file,
-    ``path`` or ``path:arg`` as on the command line."""
+    """``"base"``: :func:`bridge_jax.configuration.base_config`; else what
+    ``--config=spec`` loads (a file or shipped name, ``:arg`` allowed)."""
     if spec == "base":
         return configuration.base_config()
-    path, _, arg = spec.partition(":")
-    return configuration.config_from_file(path, arg or None)
+    return config_files.load_experiment(config_names.resolve(spec))
 
 
 def prepare(config: ml_collections.ConfigDict, periods: int, members_n: int = 1,
