@@ -101,14 +101,10 @@ def bridge_weights(
     (a ratio estimator); it is exact at α = 1.
     """
     divergences.check_alpha(alpha)
-    dtype = jnp.promote_types(jnp.result_type(d_data), jnp.float32)
-    d = jnp.clip(jnp.asarray(d_data, dtype), -divergences.LOGIT_CLIP, divergences.LOGIT_CLIP)
-    log_w = -(1.0 - jnp.asarray(alpha, dtype)) * d
+    log_w = log_bridge_weights(d_data, alpha)
     if self_normalize:
-        w = log_w.size * jax.nn.softmax(log_w.reshape(-1)).reshape(log_w.shape)
-    else:
-        w = jnp.exp(log_w)
-    return jax.lax.stop_gradient(w)
+        return log_w.size * jax.nn.softmax(log_w.reshape(-1)).reshape(log_w.shape)
+    return jnp.exp(log_w)
 
 
 def effective_sample_size(w: ArrayLike) -> jax.Array:
