@@ -10,10 +10,10 @@
 #     imported (a FutureWarning, a UserWarning, ...; Python's default filters apply, so
 #     DeprecationWarnings inside third-party libraries are not shown),
 # except these two known, harmless ones:
-#   * bridge_jax.benchmarks.torch_reference needs PyTorch, which is optional: when torch
-#     is not installed the module is left out, and the parent package's "Couldn't
-#     import ...torch_reference ... No module named 'torch'" is accepted. With torch
-#     installed it is documented and checked like every other module.
+#   * bridge_jax.benchmarks.torch_reference and .torch_members need PyTorch, which is
+#     optional: when torch is not installed they are left out, and the parent package's
+#     "Couldn't import ...<module> ... No module named 'torch'" is accepted. With torch
+#     installed they are documented and checked like every other module.
 #   * pdoc cannot resolve postponed annotations of typing.NamedTuple fields (open pdoc
 #     bug mitmproxy/pdoc#765): "Error parsing type annotation ForwardRef(...) for
 #     X.__init__/__new__" is accepted only when X is a NamedTuple of bridge_jax.
@@ -42,7 +42,7 @@ trap 'rm -rf "$WORK"' EXIT
 
 SPECS=(bridge_jax)
 if ! python -c "import importlib.util as u, sys; sys.exit(u.find_spec('torch') is None)"; then
-  SPECS+=('!bridge_jax\.benchmarks\.torch_reference$')
+  SPECS+=('!bridge_jax\.benchmarks\.torch_(reference|members)$')
 fi
 
 # pdoc silences stdout/stderr while it imports a module, so a warning raised during an
@@ -104,7 +104,8 @@ heads = [m.start() for m in start.finditer(text)]
 other = text[: heads[0]] if heads else text
 blocks = [text[a:b] for a, b in zip(heads, heads[1:] + [len(text)])]
 
-TORCH = re.compile(r"^Warn: Couldn't import bridge_jax\.benchmarks\.torch_reference:\n")
+TORCH = re.compile(
+    r"^Warn: Couldn't import bridge_jax\.benchmarks\.torch_(reference|members):\n")
 FORWARD_REF = re.compile(
     r"^Warn: Error parsing type annotation ForwardRef\('[^']*'\) for "
     r"(bridge_jax(?:\.\w+)+)\.__(?:init|new)__\. Import of [\w.]+ failed")
