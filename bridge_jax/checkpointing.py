@@ -35,6 +35,7 @@ import os
 import re
 import sys
 import time
+import traceback
 from typing import Any
 
 import jax
@@ -270,11 +271,21 @@ class _OrbaxTracebackFilter(logging.Filter):
         return True
 
 
+_READ_PATH_MARKERS = (f"{os.sep}orbax{os.sep}", f"{os.sep}array_serialization{os.sep}",
+                      f"{os.sep}tensorstore{os.sep}", "async_deserialize")
+
+
 def _drop_unretrieved_orbax_reads(record: logging.LogRecord) -> bool:
-    """False (drop) for asyncio's report of an unretrieved failed orbax deserialize task."""
+    """False (drop) for asyncio's report of an unretrieved failed checkpoint-read task:
+    its task's coroutine (named in the message) or its traceback runs through orbax, JAX's
+    array serialization or tensorstore. Other unretrieved task errors are kept."""
     message = record.getMessage()
-    return not (message.startswith("Task exception was never retrieved")
-                and "async_deserialize" in message)
+    if not message.startswith("Task exception was never retrieved"):
+        return True
+    where = [message]
+    if record.exc_info and record.exc_info[2] is not None:
+        where += [frame.filename for frame in traceback.extract_tb(record.exc_info[2])]
+    return not any(marker in text for text in where for marker in _READ_PATH_MARKERS)
 
 
 def _host_array(x) -> np.ndarray:

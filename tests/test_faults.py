@@ -10,6 +10,7 @@ mechanics are tested in-process on small pytrees.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import resource
 import shlex
@@ -403,6 +404,34 @@ def test_a_refused_restore_prints_no_coroutine_noise(finished, tmp_path, env):
     assert result.returncode == 2
     assert "no readable checkpoint" in _one_error_line(result)
     assert "Exception ignored" not in result.stderr and "never awaited" not in result.stderr
+
+
+def _unretrieved_task_record(coroutine_file: str, raise_in: str) -> logging.LogRecord:
+    """asyncio's "never retrieved" record for a task whose coroutine is defined in
+    ``coroutine_file`` and whose exception was raised by code compiled as ``raise_in``."""
+    try:
+        exec(compile("raise ValueError('short read')", raise_in, "exec"))
+    except ValueError:
+        exc_info = sys.exc_info()
+    message = ("Task exception was never retrieved\nfuture: <Task finished name='Task-7' "
+               f"coro=<read() done, defined at {coroutine_file}:12> exception=ValueError()>")
+    return logging.LogRecord("asyncio", logging.ERROR, __file__, 1, message, None, exc_info)
+
+
+@pytest.mark.parametrize("coroutine_file, raise_in, dropped", [
+    ("/site/orbax/checkpoint/io.py", "/site/orbax/checkpoint/io.py", True),
+    ("/site/jax/experimental/array_serialization/serialization.py", "/x/y.py", True),
+    ("/home/user/job.py", "/site/tensorstore/__init__.py", True),  # only the traceback
+    ("/home/user/job.py", "/home/user/job.py", False),  # a user's own task error is kept
+])
+def test_only_unretrieved_checkpoint_reads_are_silenced(coroutine_file, raise_in, dropped):
+    """The asyncio filter behind the test above: a failed read's task, named by its
+    coroutine or its traceback, is dropped; any other unretrieved task error is kept."""
+    record = _unretrieved_task_record(coroutine_file, raise_in)
+    assert checkpointing._drop_unretrieved_orbax_reads(record) is (not dropped)
+    other = logging.LogRecord("asyncio", logging.ERROR, __file__, 1, "Unclosed loop",
+                              None, None)
+    assert checkpointing._drop_unretrieved_orbax_reads(other) is True
 
 
 @pytest.mark.parametrize("damage", ["deleted", "torn"])
