@@ -11,6 +11,7 @@ whole file at each flush), pictures are written through etils.epath.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import logging
 import math
@@ -27,6 +28,40 @@ from bridge_jax import storage  # noqa: E402
 log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.jsonl"
+
+
+class BackgroundWriter:
+    """Runs picture writes (matplotlib, PNG encoding, their TensorBoard copies) on one
+    worker thread, in submission order, so the training loop does not wait for them.
+
+    Errors are not lost: the first failed write is raised by the next :meth:`submit` or by
+    :meth:`wait`, which returns once every submitted write is done."""
+
+    def __init__(self):
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="bridge_jax-pictures")
+        self._pending: list[concurrent.futures.Future] = []
+
+    def submit(self, fn, *args) -> None:
+        self._raise_finished()
+        self._pending.append(self._pool.submit(fn, *args))
+
+    def _raise_finished(self) -> None:
+        done = [f for f in self._pending if f.done()]
+        self._pending = [f for f in self._pending if not f.done()]
+        for f in done:
+            f.result()
+
+    def wait(self) -> None:
+        pending, self._pending = self._pending, []
+        for f in pending:
+            f.result()
+
+    def close(self) -> None:
+        try:
+            self.wait()
+        finally:
+            self._pool.shutdown(wait=True)
 
 
 class MetricWriter:

@@ -222,6 +222,7 @@ def train_group(group: list[sweeps.Member], workdir: str, parallel: DataParallel
         run.finish_checkpoints(state)  # further SIGTERMs are ignored while this saves
     wall = time.time() - t0
     evals = run.final(state) if not run.preempted else []
+    run.pictures.close()  # the final samples' pictures, drawn while the evaluators ran
     steps_run = program.progress(state) - start_step
     if is_chief:
         _write_json(workdir, "summary.json", _summary(workdir, program, run, state, evals,

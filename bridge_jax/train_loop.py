@@ -126,6 +126,7 @@ class Loop:
         self.preempted = False
         self.reported_stops: set[int] = set()
         self.reference: dict[str, Any] = {}
+        self.pictures = reporting.BackgroundWriter()
         self._sampler = jax.jit(
             train_step.make_sampler(self.config, program.models, program.example_shape),
             static_argnums=2, out_shardings=program.parallel.replicated)
@@ -165,15 +166,18 @@ class Loop:
             samples = np.asarray(jax.device_get(
                 self._sampler(self.program.member_params(state, m), key, n)))
             out.append(samples)
-            if self.is_chief:
+            if self.is_chief:  # drawn on the picture thread while training goes on
                 suffix = "" if self.program.n == 1 else f"_m{m:03d}"
                 path = storage.join(self.workdir, f"{name}{suffix}.png")
-                self._picture(samples, path, step, member.label)
-                if m == 0:
-                    self.writer.write_image(step, "samples", path)
+                self.pictures.submit(self._picture, samples, path, step, member.label, m == 0)
         return out
 
-    def _picture(self, samples, path, step, label):
+    def _picture(self, samples, path, step, label, to_tensorboard: bool):
+        self._draw(samples, path, step, label)
+        if to_tensorboard:
+            self.writer.write_image(step, "samples", path)
+
+    def _draw(self, samples, path, step, label):
         dataset = self.program.dataset
         if dataset.is_image:
             reporting.save_image_grid(samples[:64], path)
@@ -255,6 +259,7 @@ class Loop:
                     desc=self.group[0].run, dynamic_ncols=True)
 
     def finish_checkpoints(self, state) -> None:
+        self.pictures.wait()
         self.check_nonfinite(state)
         self.checkpointer.wait()
         self.checkpointer.close()

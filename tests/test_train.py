@@ -14,6 +14,7 @@ import json
 import math
 import os
 import subprocess
+import time
 
 import jax
 import numpy as np
@@ -231,6 +232,41 @@ def test_every_method_takes_a_step(method):
 
 
 # ------------------------------------------------------------------------------- resume
+
+
+def test_pictures_are_drawn_in_order_off_the_loop_and_their_errors_reach_it():
+    """The loop hands sample pictures to one worker thread: writes run in submission order
+    on another thread, wait() returns when all are done, and a failed write is raised
+    in the loop (by the next submit or by wait), not lost."""
+    import threading
+
+    writer = reporting.BackgroundWriter()
+    done, threads = [], set()
+    gate = threading.Event()
+
+    def write(i):
+        gate.wait(5)
+        threads.add(threading.get_ident())
+        done.append(i)
+
+    for i in range(5):
+        writer.submit(write, i)
+    assert done == []  # the loop did not wait for them
+    gate.set()
+    writer.wait()
+    assert done == [0, 1, 2, 3, 4] and threading.get_ident() not in threads
+
+    def fail():
+        raise OSError("No space left on device")
+
+    writer.submit(fail)
+    with pytest.raises(OSError, match="No space left"):
+        writer.wait()
+    writer.submit(fail)
+    time.sleep(0.2)
+    with pytest.raises(OSError, match="No space left"):
+        writer.submit(write, 5)  # the earlier failure surfaces at the next submit
+    writer.close()
 
 
 def test_resume_in_process_is_bitwise_identical(trained, tmp_path, tfds_dir):
