@@ -59,6 +59,11 @@ class Member:
                 "config": json.loads(self.config.to_json_best_effort())}
 
 
+def constant_alpha(alpha: float) -> dict[str, Any]:
+    """A run's ``set`` fields for a constant α (the schedule and both of its ends)."""
+    return {"alpha.schedule": "constant", "alpha.start": alpha, "alpha.end": alpha}
+
+
 def default_label(config: ml_collections.ConfigDict) -> str:
     """A run's label from its config: the method, and for α-scheduled methods the path."""
     m = methods.get(config.method)

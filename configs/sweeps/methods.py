@@ -8,10 +8,7 @@ experiment's config. The α-Bridge rows keep the experiment's own α path (its
 
 import ml_collections
 
-
-def _constant(alpha: float) -> dict:
-    return {"alpha.schedule": "constant", "alpha.start": alpha, "alpha.end": alpha}
-
+from bridge_jax.sweeps import constant_alpha
 
 RUNS = (
     {"name": "vae", "label": "VAE (α≡1)", "set": {"method": "vae"}},
@@ -19,10 +16,13 @@ RUNS = (
     {"name": "nsgan", "label": "NS-GAN", "set": {"method": "nsgan"}},
     {"name": "hybrid", "label": "VAE-GAN hybrid", "set": {"method": "hybrid"}},
     {"name": "fgan_0.5", "label": "f-GAN α-family (α=0.5)",
-     "set": {"method": "fgan", **_constant(0.5)}},
-    {"name": "fixed_0.25", "label": "fixed α=0.25", "set": {"method": "bridge", **_constant(0.25)}},
-    {"name": "fixed_0.5", "label": "fixed α=0.5", "set": {"method": "bridge", **_constant(0.5)}},
-    {"name": "fixed_0.75", "label": "fixed α=0.75", "set": {"method": "bridge", **_constant(0.75)}},
+     "set": {"method": "fgan", **constant_alpha(0.5)}},
+    {"name": "fixed_0.25", "label": "fixed α=0.25",
+     "set": {"method": "bridge", **constant_alpha(0.25)}},
+    {"name": "fixed_0.5", "label": "fixed α=0.5",
+     "set": {"method": "bridge", **constant_alpha(0.5)}},
+    {"name": "fixed_0.75", "label": "fixed α=0.75",
+     "set": {"method": "bridge", **constant_alpha(0.75)}},
     {"name": "bridge_cosine", "set": {"method": "bridge", "alpha.schedule": "cosine"}},
     {"name": "bridge_linear", "set": {"method": "bridge", "alpha.schedule": "linear"}},
 )

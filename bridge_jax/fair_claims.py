@@ -1,0 +1,133 @@
+"""The paper's claims, each measured on the fair test's records, with a verdict.
+
+Pure functions of the report's records (:mod:`bridge_jax.report_data`). Each claim is
+one or more comparisons of the α-Bridge (the evaluation run named ``bridge``) with
+another run on the evaluation seeds, paired by seed (95 % t interval of the per-seed
+difference, :mod:`bridge_jax.evaluation.intervals`), or, for stability, of success
+counts over the whole tuning grid (Fisher's exact test, two-sided, 5 %):
+
+- "no worse" claims (keeps maximum likelihood's modes; as sharp as adversarial learning)
+  hold unless the interval says the α-Bridge is worse;
+- "better" claims (more stable training; annealing beats each ablation variant) hold
+  only when the interval (or the test) says it is better; "not separated" otherwise.
+
+A claim's summary verdict: "holds" when every comparison holds, "does not hold" when
+any says the opposite, otherwise "not separated".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+from scipy import stats
+
+from bridge_jax import selection
+from bridge_jax.evaluation.intervals import Interval, paired_difference
+from bridge_jax.report_data import Run
+
+HOLDS, FAILS, OPEN = "holds", "does not hold", "not separated"
+KEEPS_MODES = "keeps maximum likelihood's modes"
+AS_SHARP = "as sharp as adversarial learning"
+STABLER = "more stable training (success rate over the grid)"
+ANNEALING = "annealing beats constant α, a warm start and the endpoint"
+ABLATION_PREFIX = "ablation: "
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    """One measured comparison behind a claim."""
+
+    claim: str
+    against: str
+    measured: str
+    verdict: str
+
+
+def values(run: Run, key: str, scale: float) -> np.ndarray:
+    """Per-seed values (seed order); a diverged member gets the worst value (0, or +∞
+    for the reverse KL)."""
+    worst = math.inf if key == "reverse_kl" else 0.0
+    return np.array([worst if selection.diverged(m) else float(m.evals[key]) * scale
+                     for m in run.members])
+
+
+def fmt_interval(iv: Interval, digits: int) -> str:
+    return f"{iv.mean:+.{digits}f} [{iv.low:+.{digits}f}, {iv.high:+.{digits}f}]"
+
+
+def grid_label(run: Run) -> str:
+    """The tuning grid's method label of an evaluation run ("<label> [<grid run>]")."""
+    return run.label.rsplit(" [", 1)[0]
+
+
+def paired(claim: str, bridge: Run, other: Run, key: str, title: str, scale: float, *,
+           no_worse: bool) -> Comparison:
+    """The α-Bridge minus ``other`` on one metric (higher is better), paired by seed."""
+    a, b = values(bridge, key, scale), values(other, key, scale)
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        return Comparison(claim, grid_label(other).removeprefix(ABLATION_PREFIX),
+                          f"{title}: ∞ in a member", OPEN)
+    iv = paired_difference(a, b)
+    better, worse = iv.excludes_zero and iv.mean > 0, iv.excludes_zero and iv.mean < 0
+    if no_worse:
+        verdict = FAILS if worse else HOLDS
+    else:
+        verdict = HOLDS if better else (FAILS if worse else OPEN)
+    return Comparison(claim, grid_label(other).removeprefix(ABLATION_PREFIX),
+                      f"Δ {title} {fmt_interval(iv, 1)}", verdict)
+
+
+def stability_comparison(mine: selection.Stability, other: selection.Stability
+                         ) -> Comparison:
+    table = [[mine.successes, mine.num_members - mine.successes],
+             [other.successes, other.num_members - other.successes]]
+    p = float(stats.fisher_exact(table).pvalue)
+    verdict = OPEN
+    if p < 0.05:
+        verdict = HOLDS if mine.success_rate > other.success_rate else FAILS
+    return Comparison(STABLER, other.label, f"{mine.successes}/{mine.num_members} vs "
+                      f"{other.successes}/{other.num_members}, Fisher p = {p:.2g}", verdict)
+
+
+def claims(by_name: dict[str, Run], rows: list[selection.Stability]) -> list[Comparison]:
+    """Every comparison, claim by claim (runs are found by their evaluation names)."""
+    bridge = by_name["bridge"]
+    out = []
+    if "vae" in by_name:
+        out.append(paired(KEEPS_MODES, bridge, by_name["vae"], "modes_covered", "modes",
+                          1.0, no_worse=True))
+    for other in ("nsgan", "adversarial"):
+        if other in by_name:
+            out.append(paired(AS_SHARP, bridge, by_name[other], "hq_fraction", "HQ %",
+                              100.0, no_worse=True))
+    mine = next((r for r in rows if r.label == grid_label(bridge)), None)
+    if mine is not None:
+        out += [stability_comparison(mine, r) for r in rows if "α-Bridge" not in r.label]
+    for run in by_name.values():
+        if run.label.startswith(ABLATION_PREFIX):
+            out += [paired(ANNEALING, bridge, run, k, t, s, no_worse=False)
+                    for k, t, s in (("modes_covered_strict", "strict modes", 1.0),
+                                    ("hq_fraction", "HQ %", 100.0))]
+    return out
+
+
+def detailed_lines(comparisons: list[Comparison]) -> list[str]:
+    lines = ["| claim | α-Bridge against | measured (95% CI) | verdict |", "|---|---|---|---|"]
+    lines += [f"| {c.claim} | {c.against} | {c.measured} | **{c.verdict}** |"
+              for c in comparisons]
+    return lines
+
+
+def summary_lines(comparisons: list[Comparison], dataset: str, link: str) -> list[str]:
+    """One row per claim: its verdict and, where it is not "holds", against what."""
+    lines = [f"| claim ({dataset}) | verdict | against |", "|---|---|---|"]
+    for claim in dict.fromkeys(c.claim for c in comparisons):
+        mine = [c for c in comparisons if c.claim == claim]
+        verdicts = {c.verdict for c in mine}
+        verdict = FAILS if FAILS in verdicts else (HOLDS if verdicts == {HOLDS} else OPEN)
+        names = list(dict.fromkeys(c.against for c in mine if c.verdict == verdict))
+        against = "all" if verdict == HOLDS else ", ".join(names)
+        lines.append(f"| {claim} | **{verdict}** | {against} ([details]({link})) |")
+    return lines

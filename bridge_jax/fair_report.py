@@ -1,0 +1,265 @@
+r"""The fair test's report: selection, tuned results, stability, annealing ablation, claims.
+
+    python -m bridge_jax.fair_report --protocol configs/sweeps/tuning.py \
+        --tuning runs/tune_ring [--evaluation runs/fair_ring ...] [--out DIR]
+
+``--protocol`` is the config file that declares the grid's seeds, the selection rule and
+the success criterion (its ``get_config()`` has ``rule`` and ``success``). The command
+prints each method's selected run (what ``configs/sweeps/fair.py`` must hold); with
+``--evaluation`` and ``--out`` it also writes ``DIR/fair_<dataset>.md`` and
+``DIR/stability_<dataset>.png`` from the stored records:
+
+- **selection**: every setting's mean scores on the selection seeds, the selected marked;
+- **tuned and evaluated**: each method's selected setting on the evaluation seeds, mean ±
+  std and the 95 % t interval, and its success rate;
+- **stability**: over the whole grid × selection seeds, per method, the success and
+  divergence rates and the success rate per learning rate (also the plot);
+- **annealing ablation** and **claims**: paired per-seed differences (α-Bridge minus the
+  other) with 95 % t intervals (:mod:`bridge_jax.evaluation.intervals`); a difference is
+  called only when its interval excludes 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import numpy as np
+
+from bridge_jax import fair_claims, selection
+from bridge_jax.evaluation.intervals import Interval, paired_difference, t_interval
+from bridge_jax.fair_claims import fmt_interval, values
+from bridge_jax.report_data import ReportError, Run, load_workdir, refuse_uris
+
+PROG = "bridge_jax.fair_report"
+METRICS = (("modes_covered_strict", "strict modes", 1.0),
+           ("hq_fraction", "HQ %", 100.0), ("reverse_kl", "reverse KL", 1.0))
+LR_AXIS = "generator.learning_rate"
+ABLATION_PREFIX = fair_claims.ABLATION_PREFIX
+BRIDGE = "bridge"
+
+
+def _verdict(iv: Interval, higher_is_better: bool) -> str:
+    if not iv.excludes_zero:
+        return "not separated"
+    return "α-Bridge better" if (iv.mean > 0) == higher_is_better else "α-Bridge worse"
+
+
+def _interval_or_text(values: np.ndarray, digits: int) -> str:
+    if not np.all(np.isfinite(values)):  # diverged, or KL ∞ for a model missing a mode
+        return f"∞ in {int(np.sum(~np.isfinite(values)))} of {values.size}"
+    iv = t_interval(values)
+    if iv.low == iv.high:
+        return f"{iv.mean:.{digits}f}"
+    return (f"{iv.mean:.{digits}f} ± {np.std(values, ddof=1):.{digits}f} "
+            f"[{iv.low:.{digits}f}, {iv.high:.{digits}f}]")
+
+
+def selection_lines(chosen: dict, rule) -> list[str]:
+    names = [name for name, _ in rule]
+    lines = ["| method | setting (run) | " + " | ".join(names) + " | diverged | |",
+             "|---|---|" + "---|" * len(names) + "---|---|"]
+    for label, (best, scores) in chosen.items():
+        for s in scores:
+            cells = " | ".join(f"{v:.4g}" for v in s.means)
+            mark = "**selected**" if s.run == best.run else ""
+            lines.append(f"| {label} | `{s.run}` | {cells} | {s.num_diverged}/{s.num_members}"
+                         f" | {mark} |")
+    return lines
+
+
+def evaluated_lines(runs: list[Run], criterion) -> list[str]:
+    lines = ["| run | seeds | " + " | ".join(f"{t}: mean ± sd [95% CI]" for _, t, _ in METRICS)
+             + " | success |", "|---|---|" + "---|" * len(METRICS) + "---|"]
+    for run in runs:
+        cells = [_interval_or_text(values(run, k, s), 3 if k == "reverse_kl" else 1)
+                 for k, _, s in METRICS]
+        ok = sum(selection.succeeded(m, criterion) for m in run.members)
+        lines.append(f"| {run.label} | {len(run.members)} | " + " | ".join(cells)
+                     + f" | {ok}/{len(run.members)} |")
+    return lines
+
+
+def stability_lines(rows: list[selection.Stability]) -> list[str]:
+    lrs = sorted({v for r in rows for v in r.by_value})
+    lines = ["| method | success | divergence | " + " | ".join(f"success at lr {v:g}"
+                                                               for v in lrs) + " |",
+             "|---|---|---|" + "---|" * len(lrs)]
+    for r in rows:
+        cells = [f"{r.by_value[v][0]}/{r.by_value[v][1]}" if v in r.by_value else "–"
+                 for v in lrs]
+        lines.append(f"| {r.label} | {r.successes}/{r.num_members} "
+                     f"({100 * r.success_rate:.0f}%) | {r.divergences}/{r.num_members} | "
+                     + " | ".join(cells) + " |")
+    return lines
+
+
+def paired_lines(bridge: Run, others: list[Run]) -> list[str]:
+    """α-Bridge minus each other run, per seed, for every metric (seeds must match)."""
+    lines = ["| α-Bridge minus | " + " | ".join(f"Δ {t} (95% CI)" for _, t, _ in METRICS)
+             + " |", "|---|" + "---|" * len(METRICS)]
+    for other in others:
+        if [m.seed for m in other.members] != [m.seed for m in bridge.members]:
+            raise ReportError(f"{other.name!r} and {bridge.name!r} were trained on other "
+                              "seeds; a paired comparison needs the same seeds")
+        cells = []
+        for key, _, scale in METRICS:
+            a, b = values(bridge, key, scale), values(other, key, scale)
+            if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+                cells.append("∞ in a member")
+                continue
+            iv = paired_difference(a, b)
+            cells.append(f"{fmt_interval(iv, 3 if key == 'reverse_kl' else 1)} — "
+                         f"{_verdict(iv, key != 'reverse_kl')}")
+        lines.append(f"| {other.label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def stability_plot(rows: list[selection.Stability], path: str) -> str:
+    """Grouped bars: each method's success rate at each learning rate of the grid."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    values = sorted({v for r in rows for v in r.by_value})
+    width = 0.8 / max(len(values), 1)
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    x = np.arange(len(rows))
+    for i, v in enumerate(values):
+        rates = [r.by_value[v][0] / r.by_value[v][1] if v in r.by_value else 0.0
+                 for r in rows]
+        ax.bar(x + (i - (len(values) - 1) / 2) * width, rates, width, label=f"lr {v:g}")
+    ax.set_xticks(x, [r.label for r in rows], rotation=25, ha="right", fontsize=7)
+    ax.set_ylabel("success rate (grid × seeds)")
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _dataset(runs: list[Run]) -> str:
+    names = {r.dataset for r in runs}
+    if len(names) != 1:
+        raise ReportError(f"the runs hold {len(names)} datasets {sorted(names)}; one at a time")
+    return names.pop()
+
+
+def markdown(protocol, tuning: list[Run], evaluation: list[Run], plot: str) -> str:
+    rule = selection.check_rule(protocol.rule)
+    criterion = selection.check_success(protocol.success)
+    chosen = selection.select(tuning, rule)
+    rows = selection.stability(tuning, criterion, LR_AXIS)
+    dataset = _dataset(tuning + evaluation)
+    by_name = {r.name: r for r in evaluation}
+    if BRIDGE not in by_name:
+        raise ReportError(f"no run named {BRIDGE!r} among the evaluation runs")
+    bridge = by_name[BRIDGE]
+    methods = [r for r in evaluation if not r.label.startswith(ABLATION_PREFIX)]
+    ablation = [r for r in evaluation if r.label.startswith(ABLATION_PREFIX)]
+    tuning_seeds = _seeds_text(tuning)
+    evaluation_seeds = _seeds_text(evaluation)
+    lines = [f"# The fair test on {dataset}", "",
+             f"Protocol (declared in `configs/sweeps/tuning.py` before the runs): every "
+             f"method gets {len(next(iter(chosen.values()))[1])} settings; selection seeds "
+             f"{tuning_seeds}, evaluation seeds {evaluation_seeds}. "
+             f"Rule: {', '.join(f'{d} {n}' for n, d in rule)} (means over the selection "
+             "seeds; a diverged member scores 0 / 0 / ∞). Success: "
+             + ", ".join(f"{n} {op} {b}" for n, op, b in criterion) + ".", "",
+             "## Selection (selection seeds)", "", *selection_lines(chosen, rule), "",
+             "## Tuned and evaluated (evaluation seeds)", "",
+             *evaluated_lines(methods + ablation, criterion), "",
+             "## Stability (whole grid × selection seeds)", "", *stability_lines(rows), "",
+             f"![success rate per learning rate]({os.path.basename(plot)})", "",
+             "## α-Bridge against every other method (paired by evaluation seed)", "",
+             *paired_lines(bridge, [r for r in methods if r is not bridge]), ""]
+    if ablation:
+        lines += ["## Annealing ablation (paired by evaluation seed)", "",
+                  *paired_lines(bridge, ablation), ""]
+    comparisons = fair_claims.claims(by_name, rows)
+    lines = lines[:2] + ["## Claims", "", *fair_claims.detailed_lines(comparisons), "",
+                         shipped_line(chosen, rule), ""] + lines[2:]
+    return "\n".join(lines)
+
+
+def shipped_run(chosen: dict, rule) -> selection.SettingScore | None:
+    """The α-Bridge setting a shipped config carries: of the α-Bridge methods' selected
+    settings, the better one under the rule on the selection seeds (None: no α-Bridge)."""
+    bridges = [best for label, (best, _) in chosen.items() if "α-Bridge" in label]
+    return max(bridges, key=lambda b: b.key(rule)) if bridges else None
+
+
+def shipped_line(chosen: dict, rule) -> str:
+    best = shipped_run(chosen, rule)
+    if best is None:
+        return ""
+    return ("Shipped α-Bridge setting (the better α-Bridge method under the rule on the "
+            f"selection seeds; `configs/` carries it): **`{best.run}`**.")
+
+
+def _seeds_text(runs: list[Run]) -> str:
+    """The seeds the records hold, e.g. ``0…9`` (or a list when they are not a range)."""
+    seeds = sorted({m.seed for r in runs for m in r.members})
+    if seeds == list(range(seeds[0], seeds[-1] + 1)) and len(seeds) > 2:
+        return f"{seeds[0]}…{seeds[-1]}"
+    return ", ".join(map(str, seeds))
+
+
+def write(protocol, tuning: list[Run], evaluation: list[Run], out: str) -> str:
+    """Writes ``out/fair_<dataset>.md`` and ``out/stability_<dataset>.png``; returns the
+    markdown's path."""
+    os.makedirs(out, exist_ok=True)
+    stem = _dataset(tuning)
+    plot = stability_plot(selection.stability(
+        tuning, selection.check_success(protocol.success), LR_AXIS),
+        os.path.join(out, f"stability_{stem}.png"))
+    path = os.path.join(out, f"fair_{stem}.md")
+    with open(path, "w") as f:
+        f.write(markdown(protocol, tuning, evaluation, plot))
+    comparisons = fair_claims.claims({r.name: r for r in evaluation}, selection.stability(
+        tuning, selection.check_success(protocol.success), LR_AXIS))
+    with open(os.path.join(out, f"claims_{stem}.md"), "w") as f:  # quoted by the README
+        f.write("\n".join(fair_claims.summary_lines(
+            comparisons, stem, f"docs/results/fair_{stem}.md")) + "\n")
+    return path
+
+
+def load_runs(paths: list[str]) -> list[Run]:
+    runs = [r for p in paths for r in load_workdir(p).runs()]
+    if not runs:
+        raise ReportError("no finished runs with evaluations in " + ", ".join(paths))
+    return runs
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    parser.add_argument("--protocol", required=True, help="the declaring config file")
+    parser.add_argument("--tuning", nargs="+", required=True, metavar="WORKDIR")
+    parser.add_argument("--evaluation", nargs="*", default=[], metavar="WORKDIR")
+    parser.add_argument("--out", default="", metavar="DIR")
+    args = parser.parse_args(argv)
+    try:
+        refuse_uris(*args.tuning, *args.evaluation, args.out)
+        from bridge_jax.configuration import ConfigError, config_from_file
+
+        try:
+            protocol = config_from_file(args.protocol)
+        except ConfigError as e:
+            raise ReportError(str(e)) from None
+        tuning = load_runs(args.tuning)
+        chosen = selection.select(tuning, selection.check_rule(protocol.rule))
+        for label, (best, _) in chosen.items():
+            print(f"{label}: {best.run}")
+        if args.evaluation and args.out:
+            print(write(protocol, tuning, load_runs(args.evaluation), args.out))
+    except (ReportError, selection.SelectionError, OSError) as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""The fair test's protocol: declared grid and seeds, the selection rule, stability counts,
+paired intervals, and the stored tuning records selecting what configs/sweeps/fair.py
+trains."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from bridge_jax import fair_claims, fair_report, selection, sweeps
+from bridge_jax.configuration import config_from_file
+from bridge_jax.evaluation.intervals import paired_difference, t_interval
+from bridge_jax.report_data import Member, Run
+
+ROOT = Path(__file__).resolve().parents[1]
+SWEEPS = ROOT / "configs" / "sweeps"
+RULE = selection.check_rule((("modes_covered_strict", "max"), ("hq_fraction", "max"),
+                             ("reverse_kl", "min")))
+SUCCESS = selection.check_success((("modes_covered_strict", ">=", "num_modes"),
+                                   ("hq_fraction", ">=", 0.9)))
+
+
+def _member(run, label, seed, strict, hq, kl, *, nonfinite=0, lr=1e-3):
+    return Member(group=None, index=seed, run=run, label=label, seed=seed,
+                  config={"nonfinite_policy": "stop", "generator.learning_rate": lr},
+                  evals={"modes_covered_strict": strict, "hq_fraction": hq,
+                         "reverse_kl": kl, "num_modes": 8},
+                  nonfinite={"count": nonfinite, "first_step": None, "what": None})
+
+
+def _run(name, label, rows, lr=1e-3):
+    return Run("w", name, label, [_member(name, label, i, *r, lr=lr) for i, r in enumerate(rows)])
+
+
+def test_the_grid_gives_every_method_the_same_budget_on_disjoint_seeds():
+    tune = config_from_file(SWEEPS / "tune.py", "ring")
+    members = sweeps.expand(tune)
+    per_label = {}
+    for m in members:
+        per_label.setdefault(m.label, set()).add(m.run)
+    assert len(per_label) == 7 and {len(v) for v in per_label.values()} == {4}
+    assert len(members) == 7 * 4 * 3
+    tuning_seeds = {m.seed for m in members}
+    fair_seeds = set(range(*config_from_file(SWEEPS / "tuning.py").evaluation_seeds))
+    assert tuning_seeds == {100, 101, 102} and fair_seeds == set(range(10))
+    assert not tuning_seeds & fair_seeds
+    # settings differ only in the declared fields: learning rates and one knob per method
+    for m in members:
+        assert float(m.config.generator.learning_rate) == float(m.config.critic.learning_rate)
+
+
+def test_the_rule_picks_the_most_strict_modes_then_hq_and_counts_divergence_as_worst():
+    runs = [_run("a_lr1", "A", [(8, 0.95, 0.01), (6, 0.99, 0.3)]),   # 7 modes
+            _run("a_lr2", "A", [(8, 0.80, 0.02), (8, 0.70, 0.02)]),  # 8 modes, low HQ
+            _run("a_lr3", "A", [(8, 0.99, 0.01), (8, 0.99, 0.01)]),  # 8 modes, HQ .99 ...
+            _run("b_lr1", "B", [(8, 0.9, 0.05), (8, 0.9, 0.04)]),
+            _run("b_lr2", "B", [(8, 0.9, 0.05), (8, 0.9, 0.04)])]
+    runs[2].members[1].nonfinite["count"] = 1  # ... but one seed diverged: 4 modes
+    chosen = selection.select(runs, RULE)
+    assert chosen["A"][0].run == "a_lr2"
+    assert chosen["A"][0].means == pytest.approx((8.0, 0.75, 0.02))
+    assert chosen["A"][1][2].means == (4.0, 0.495, math.inf)
+    assert chosen["B"][0].run == "b_lr1"  # an exact tie goes to the declared order
+
+
+def test_unequal_seed_counts_and_bad_rules_are_refused_in_one_line():
+    runs = [_run("a1", "A", [(8, 1, 0)]), _run("a2", "A", [(8, 1, 0), (8, 1, 0)])]
+    with pytest.raises(selection.SelectionError, match="unequal numbers of seeds"):
+        selection.select(runs, RULE)
+    with pytest.raises(selection.SelectionError, match="'max' or 'min'"):
+        selection.check_rule([("hq_fraction", "up")])
+    with pytest.raises(selection.SelectionError, match="no metric 'fd'"):
+        selection.select([runs[0]], selection.check_rule([("fd", "min")]))
+
+
+def test_stability_counts_success_and_divergence_per_learning_rate():
+    runs = [_run("a1", "A", [(8, 0.95, 0.01), (7, 0.99, 0.1)], lr=1e-3),
+            _run("a2", "A", [(8, 0.91, 0.01), (8, 0.89, 0.1)], lr=3e-3)]
+    runs[1].members[0].nonfinite["count"] = 2
+    (row,) = selection.stability(runs, SUCCESS, "generator.learning_rate")
+    assert (row.successes, row.divergences, row.num_members) == (1, 1, 4)
+    assert row.by_value == {1e-3: (1, 2), 3e-3: (0, 2)}
+
+
+def test_t_intervals_match_the_textbook_formula():
+    x = np.array([1.0, 2.0, 4.0, 7.0])
+    iv = t_interval(x)
+    half = stats.t.ppf(0.975, 3) * x.std(ddof=1) / 2
+    assert (iv.mean, iv.low, iv.high) == pytest.approx((3.5, 3.5 - half, 3.5 + half))
+    d = paired_difference([5.0, 6.0, 8.0], [4.0, 5.0, 7.0])  # every seed +1
+    assert (d.mean, d.low, d.high, d.excludes_zero) == (1.0, 1.0, 1.0, True)
+    with pytest.raises(ValueError, match="equal lengths"):
+        paired_difference([1.0, 2.0], [1.0])
+
+
+def test_claim_verdicts_follow_the_paired_intervals():
+    """"No worse" holds unless the interval says worse; "better" needs the interval to
+    say better; the summary is "does not hold" as soon as one comparison fails."""
+    seeds = [(8, 0.95, 0.01), (8, 0.96, 0.01), (8, 0.94, 0.02)]
+    bridge = _run("bridge", "α-Bridge [b]", seeds)
+    same = _run("x", "X [x]", seeds)
+    sharper = _run("nsgan", "NS-GAN [n]", [(8, 0.99, 0.01), (8, 0.985, 0.01), (8, 0.995, 0.0)])
+    blurrier = _run("w", "ablation: warm [w]", [(8, 0.5, 0.01), (8, 0.52, 0.01), (8, 0.55, 0.0)])
+    keep = fair_claims.paired(fair_claims.KEEPS_MODES, bridge, same, "modes_covered_strict",
+                              "m", 1.0, no_worse=True)
+    sharp = fair_claims.paired(fair_claims.AS_SHARP, bridge, sharper, "hq_fraction", "HQ",
+                               100.0, no_worse=True)
+    tied = fair_claims.paired(fair_claims.ANNEALING, bridge, same, "hq_fraction", "HQ", 100.0,
+                              no_worse=False)
+    beats = fair_claims.paired(fair_claims.ANNEALING, bridge, blurrier, "hq_fraction", "HQ",
+                               100.0, no_worse=False)
+    assert [c.verdict for c in (keep, sharp, tied, beats)] == [
+        "holds", "does not hold", "not separated", "holds"]
+    assert sharp.measured.startswith("Δ HQ -4.0 [") and beats.against == "warm"
+    summary = fair_claims.summary_lines([keep, sharp, tied, beats], "ring", "x.md")
+    assert "| keeps maximum likelihood's modes | **holds** | all" in summary[2]
+    assert "| **does not hold** | NS-GAN" in summary[3]
+    assert "| **not separated** | X" in summary[4]
+
+
+def test_the_ablation_drops_variants_that_coincide():
+    fair = config_from_file(SWEEPS / "fair.py", "ring,tiny")
+    names = [r["name"] for r in fair.sweep.runs]
+    # the tiny selection is end0: 1→0 is the bridge itself and constant α_end = α ≡ 0
+    assert names[-2:] == ["constant_end", "warm_start"] and "anneal_1to0" not in names
+    warm = fair.sweep.runs[-1]["set"]
+    assert (warm["alpha.schedule"], warm["alpha.num_stages"], warm["alpha.end"]) == (
+        "step", 1, 0.0)
+
+
+FAIR = ROOT / "results" / "fair"  # the fair test's stored records (not the sweep tables)
+
+
+def test_the_stored_tuning_records_select_what_the_fair_sweep_trains():
+    protocol = config_from_file(SWEEPS / "tuning.py")
+    tuning = fair_report.load_runs([str(FAIR / "tune_ring")])
+    chosen = selection.select(tuning, selection.check_rule(protocol.rule))
+    fair = config_from_file(SWEEPS / "fair.py", "ring")
+    trained = {r["name"]: r for r in fair.sweep.runs}
+    grid = {r["name"]: r for r in protocol.runs}
+    for label, (best, _) in chosen.items():
+        run = trained[best.run.split("__")[0]]
+        assert run["label"] == f"{label} [{best.run}]"
+        assert run["set"] == grid[best.run]["set"]
+
+
+def test_the_fair_report_is_what_the_command_writes_from_the_stored_records(tmp_path):
+    protocol = config_from_file(SWEEPS / "tuning.py")
+    evaluation = sorted(str(p) for p in FAIR.glob("fair_ring*"))
+    assert evaluation
+    path = fair_report.write(protocol, fair_report.load_runs([str(FAIR / "tune_ring")]),
+                             fair_report.load_runs(evaluation), str(tmp_path))
+    assert Path(path).read_text() == (ROOT / "docs" / "results" / "fair_ring.md").read_text()
+
+
+def test_the_shipped_ring_config_carries_the_selected_alpha_bridge_setting():
+    """configs/ring.py has every field of the α-Bridge setting the rule ships (the better
+    α-Bridge method on the selection seeds), so a user who runs it gets what the fair
+    test reports."""
+    protocol = config_from_file(SWEEPS / "tuning.py")
+    rule = selection.check_rule(protocol.rule)
+    chosen = selection.select(fair_report.load_runs([str(FAIR / "tune_ring")]), rule)
+    shipped = fair_report.shipped_run(chosen, rule)
+    fields = {r["name"]: r["set"] for r in protocol.runs}[shipped.run]
+    ring = config_from_file(ROOT / "configs" / "ring.py")
+    for name, value in fields.items():
+        node = ring
+        for part in name.split("."):
+            node = node[part]
+        assert node == value, (name, node, value)
