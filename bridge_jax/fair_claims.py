@@ -18,7 +18,6 @@ any says the opposite, otherwise "not separated".
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 from scipy import stats
@@ -45,12 +44,29 @@ class Comparison:
     verdict: str
 
 
-def values(run: Run, key: str, scale: float) -> np.ndarray:
-    """Per-seed values (seed order); a diverged member gets the worst value (0, or +∞
-    for the reverse KL)."""
-    worst = math.inf if key == "reverse_kl" else 0.0
-    return np.array([worst if selection.diverged(m) else float(m.evals[key]) * scale
+# (metric, title, scale of the printed value, direction) of the tables and claims
+METRICS = (("modes_covered_strict", "strict modes", 1.0, "max"),
+           ("hq_fraction", "HQ %", 100.0, "max"), ("reverse_kl", "reverse KL", 1.0, "min"))
+
+
+def values(run: Run, key: str, scale: float, direction: str = "max") -> np.ndarray:
+    """Per-seed values (seed order) × ``scale``; a diverged member gets the worst value
+    of the metric's ``direction`` (:func:`bridge_jax.selection.member_values`)."""
+    return np.array([selection.member_values(m, [(key, direction)])[0] * scale
                      for m in run.members])
+
+
+def direction_of(iv: Interval, higher_is_better: bool = True) -> str | None:
+    """"better" or "worse" for the α-Bridge when the interval of its difference excludes
+    0, None when it does not."""
+    if not iv.excludes_zero:
+        return None
+    return "better" if (iv.mean > 0) == higher_is_better else "worse"
+
+
+def is_bridge(label: str) -> bool:
+    """Whether a method label names an α-Bridge method (cosine or adaptive)."""
+    return "α-Bridge" in label
 
 
 def fmt_interval(iv: Interval, digits: int) -> str:
@@ -70,11 +86,11 @@ def paired(claim: str, bridge: Run, other: Run, key: str, title: str, scale: flo
         return Comparison(claim, grid_label(other).removeprefix(ABLATION_PREFIX),
                           f"{title}: ∞ in a member", OPEN)
     iv = paired_difference(a, b)
-    better, worse = iv.excludes_zero and iv.mean > 0, iv.excludes_zero and iv.mean < 0
+    direction = direction_of(iv)
     if no_worse:
-        verdict = FAILS if worse else HOLDS
+        verdict = FAILS if direction == "worse" else HOLDS
     else:
-        verdict = HOLDS if better else (FAILS if worse else OPEN)
+        verdict = {"better": HOLDS, "worse": FAILS, None: OPEN}[direction]
     return Comparison(claim, grid_label(other).removeprefix(ABLATION_PREFIX),
                       f"Δ {title} {fmt_interval(iv, 1)}", verdict)
 
@@ -104,12 +120,11 @@ def claims(by_name: dict[str, Run], rows: list[selection.Stability]) -> list[Com
                               100.0, no_worse=True))
     mine = next((r for r in rows if r.label == grid_label(bridge)), None)
     if mine is not None:
-        out += [stability_comparison(mine, r) for r in rows if "α-Bridge" not in r.label]
+        out += [stability_comparison(mine, r) for r in rows if not is_bridge(r.label)]
     for run in by_name.values():
         if run.label.startswith(ABLATION_PREFIX):
             out += [paired(ANNEALING, bridge, run, k, t, s, no_worse=False)
-                    for k, t, s in (("modes_covered_strict", "strict modes", 1.0),
-                                    ("hq_fraction", "HQ %", 100.0))]
+                    for k, t, s, _ in METRICS[:2]]
     return out
 
 

@@ -29,21 +29,18 @@ import numpy as np
 
 from bridge_jax import fair_claims, selection
 from bridge_jax.evaluation.intervals import Interval, paired_difference, t_interval
-from bridge_jax.fair_claims import fmt_interval, values
+from bridge_jax.fair_claims import METRICS, fmt_interval, values
 from bridge_jax.report_data import ReportError, Run, load_workdir, refuse_uris
 
 PROG = "bridge_jax.fair_report"
-METRICS = (("modes_covered_strict", "strict modes", 1.0),
-           ("hq_fraction", "HQ %", 100.0), ("reverse_kl", "reverse KL", 1.0))
 LR_AXIS = "generator.learning_rate"
 ABLATION_PREFIX = fair_claims.ABLATION_PREFIX
 BRIDGE = "bridge"
 
 
 def _verdict(iv: Interval, higher_is_better: bool) -> str:
-    if not iv.excludes_zero:
-        return "not separated"
-    return "α-Bridge better" if (iv.mean > 0) == higher_is_better else "α-Bridge worse"
+    direction = fair_claims.direction_of(iv, higher_is_better)
+    return f"α-Bridge {direction}" if direction else "not separated"
 
 
 def _interval_or_text(values: np.ndarray, digits: int) -> str:
@@ -70,11 +67,12 @@ def selection_lines(chosen: dict, rule) -> list[str]:
 
 
 def evaluated_lines(runs: list[Run], criterion) -> list[str]:
-    lines = ["| run | seeds | " + " | ".join(f"{t}: mean ± sd [95% CI]" for _, t, _ in METRICS)
+    lines = ["| run | seeds | " + " | ".join(f"{t}: mean ± sd [95% CI]"
+                                           for _, t, _, _ in METRICS)
              + " | success |", "|---|---|" + "---|" * len(METRICS) + "---|"]
     for run in runs:
-        cells = [_interval_or_text(values(run, k, s), 3 if k == "reverse_kl" else 1)
-                 for k, _, s in METRICS]
+        cells = [_interval_or_text(values(run, k, s, d), 3 if d == "min" else 1)
+                 for k, _, s, d in METRICS]
         ok = sum(selection.succeeded(m, criterion) for m in run.members)
         lines.append(f"| {run.label} | {len(run.members)} | " + " | ".join(cells)
                      + f" | {ok}/{len(run.members)} |")
@@ -97,21 +95,21 @@ def stability_lines(rows: list[selection.Stability]) -> list[str]:
 
 def paired_lines(bridge: Run, others: list[Run]) -> list[str]:
     """α-Bridge minus each other run, per seed, for every metric (seeds must match)."""
-    lines = ["| α-Bridge minus | " + " | ".join(f"Δ {t} (95% CI)" for _, t, _ in METRICS)
+    lines = ["| α-Bridge minus | " + " | ".join(f"Δ {t} (95% CI)" for _, t, _, _ in METRICS)
              + " |", "|---|" + "---|" * len(METRICS)]
     for other in others:
         if [m.seed for m in other.members] != [m.seed for m in bridge.members]:
             raise ReportError(f"{other.name!r} and {bridge.name!r} were trained on other "
                               "seeds; a paired comparison needs the same seeds")
         cells = []
-        for key, _, scale in METRICS:
-            a, b = values(bridge, key, scale), values(other, key, scale)
+        for key, _, scale, direction in METRICS:
+            a, b = values(bridge, key, scale, direction), values(other, key, scale, direction)
             if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
                 cells.append("∞ in a member")
                 continue
             iv = paired_difference(a, b)
-            cells.append(f"{fmt_interval(iv, 3 if key == 'reverse_kl' else 1)} — "
-                         f"{_verdict(iv, key != 'reverse_kl')}")
+            cells.append(f"{fmt_interval(iv, 3 if direction == 'min' else 1)} — "
+                         f"{_verdict(iv, direction == 'max')}")
         lines.append(f"| {other.label} | " + " | ".join(cells) + " |")
     return lines
 
@@ -148,15 +146,15 @@ def _dataset(runs: list[Run]) -> str:
     return names.pop()
 
 
-def markdown(protocol, tuning: list[Run], evaluation: list[Run], plot: str) -> str:
+def markdown(protocol, tuning: list[Run], evaluation: list[Run], plot: str,
+             rows: list[selection.Stability],
+             comparisons: list[fair_claims.Comparison]) -> str:
+    """fair_<dataset>.md, given the stability rows and the claims' comparisons."""
     rule = selection.check_rule(protocol.rule)
     criterion = selection.check_success(protocol.success)
     chosen = selection.select(tuning, rule)
-    rows = selection.stability(tuning, criterion, LR_AXIS)
     dataset = _dataset(tuning + evaluation)
     by_name = {r.name: r for r in evaluation}
-    if BRIDGE not in by_name:
-        raise ReportError(f"no run named {BRIDGE!r} among the evaluation runs")
     bridge = by_name[BRIDGE]
     methods = [r for r in evaluation if not r.label.startswith(ABLATION_PREFIX)]
     ablation = [r for r in evaluation if r.label.startswith(ABLATION_PREFIX)]
@@ -179,7 +177,6 @@ def markdown(protocol, tuning: list[Run], evaluation: list[Run], plot: str) -> s
     if ablation:
         lines += ["## Annealing ablation (paired by evaluation seed)", "",
                   *paired_lines(bridge, ablation), ""]
-    comparisons = fair_claims.claims(by_name, rows)
     lines = lines[:2] + ["## Claims", "", *fair_claims.detailed_lines(comparisons), "",
                          shipped_line(chosen, rule), ""] + lines[2:]
     return "\n".join(lines)
@@ -188,7 +185,7 @@ def markdown(protocol, tuning: list[Run], evaluation: list[Run], plot: str) -> s
 def shipped_run(chosen: dict, rule) -> selection.SettingScore | None:
     """The α-Bridge setting a shipped config carries: of the α-Bridge methods' selected
     settings, the better one under the rule on the selection seeds (None: no α-Bridge)."""
-    bridges = [best for label, (best, _) in chosen.items() if "α-Bridge" in label]
+    bridges = [best for label, (best, _) in chosen.items() if fair_claims.is_bridge(label)]
     return max(bridges, key=lambda b: b.key(rule)) if bridges else None
 
 
@@ -211,16 +208,17 @@ def _seeds_text(runs: list[Run]) -> str:
 def write(protocol, tuning: list[Run], evaluation: list[Run], out: str) -> str:
     """Writes ``out/fair_<dataset>.md`` and ``out/stability_<dataset>.png``; returns the
     markdown's path."""
+    by_name = {r.name: r for r in evaluation}
+    if BRIDGE not in by_name:
+        raise ReportError(f"no run named {BRIDGE!r} among the evaluation runs")
+    rows = selection.stability(tuning, selection.check_success(protocol.success), LR_AXIS)
+    comparisons = fair_claims.claims(by_name, rows)
     os.makedirs(out, exist_ok=True)
     stem = _dataset(tuning)
-    plot = stability_plot(selection.stability(
-        tuning, selection.check_success(protocol.success), LR_AXIS),
-        os.path.join(out, f"stability_{stem}.png"))
+    plot = stability_plot(rows, os.path.join(out, f"stability_{stem}.png"))
     path = os.path.join(out, f"fair_{stem}.md")
     with open(path, "w") as f:
-        f.write(markdown(protocol, tuning, evaluation, plot))
-    comparisons = fair_claims.claims({r.name: r for r in evaluation}, selection.stability(
-        tuning, selection.check_success(protocol.success), LR_AXIS))
+        f.write(markdown(protocol, tuning, evaluation, plot, rows, comparisons))
     with open(os.path.join(out, f"claims_{stem}.md"), "w") as f:  # quoted by the README
         f.write("\n".join(fair_claims.summary_lines(
             comparisons, stem, f"docs/results/fair_{stem}.md")) + "\n")
