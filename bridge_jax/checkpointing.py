@@ -36,6 +36,7 @@ import re
 import sys
 import time
 import traceback
+import warnings
 from typing import Any
 
 import jax
@@ -253,6 +254,10 @@ def _silence_closed_loop_errors() -> None:
     # The same in-flight reads, when their task is garbage-collected first, are logged
     # by asyncio as "Task exception was never retrieved" with a traceback instead.
     logging.getLogger("asyncio").addFilter(_drop_unretrieved_orbax_reads)
+    # And a read coroutine that never got to start is garbage-collected with a
+    # RuntimeWarning "coroutine '…' was never awaited"; only these read coroutines of JAX's
+    # array serialization and orbax are silenced, by their exact names.
+    warnings.filterwarnings("ignore", message=UNAWAITED_READS, category=RuntimeWarning)
 
 
 def _quiet_orbax_tracebacks() -> None:
@@ -271,6 +276,15 @@ class _OrbaxTracebackFilter(logging.Filter):
         return True
 
 
+# The checkpoint-read coroutines (qualified names, maybe nested) of
+# jax.experimental.array_serialization and orbax that a failed restore leaves unstarted.
+_READ_COROUTINES = ("async_deserialize", "cb", "_create_async_array_from_callback",
+                    "wait_for_bytes", "release_bytes", "_run_deserializer",
+                    "_read_and_create_array", "_read_array_index_and_device_put",
+                    "_read_shard", "_read_chunk", "_async_deserialize",
+                    "_background_deserialize", "_deserialize_arrays", "_maybe_deserialize")
+UNAWAITED_READS = (r"coroutine '(?:[\w<>]+\.)*(?:" + "|".join(_READ_COROUTINES)
+                   + r")' was never awaited")
 _READ_PATH_MARKERS = (f"{os.sep}orbax{os.sep}", f"{os.sep}array_serialization{os.sep}",
                       f"{os.sep}tensorstore{os.sep}", "async_deserialize")
 

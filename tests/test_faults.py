@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -435,6 +436,21 @@ def test_only_unretrieved_checkpoint_reads_are_silenced(coroutine_file, raise_in
     other = logging.LogRecord("asyncio", logging.ERROR, __file__, 1, "Unclosed loop",
                               None, None)
     assert checkpointing._drop_unretrieved_orbax_reads(other) is True
+
+
+@pytest.mark.parametrize("name, silenced", [
+    ("async_deserialize.<locals>.cb", True), ("_LimitInFlightBytes.wait_for_bytes", True),
+    ("TypeHandler._read_and_create_array", True), ("my_job", False),
+    ("load_my_data", False), ("async_deserialize_my_rows", False)])
+def test_only_unawaited_checkpoint_read_coroutines_are_silenced(name, silenced):
+    """The warnings filter for read coroutines a failed restore never started: JAX's and
+    orbax's read coroutines by their exact (qualified) names; a user's are kept."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.filterwarnings("ignore", message=checkpointing.UNAWAITED_READS,
+                                category=RuntimeWarning)
+        warnings.warn(f"coroutine '{name}' was never awaited", RuntimeWarning, stacklevel=1)
+    assert (len(caught) == 0) is silenced
 
 
 @pytest.mark.parametrize("damage", ["deleted", "torn"])
