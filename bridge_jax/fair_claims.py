@@ -1,10 +1,13 @@
 """The paper's claims, each measured on the fair test's records, with a verdict.
 
 Pure functions of the report's records (:mod:`bridge_jax.report_data`). Each claim is
-one or more comparisons of the α-Bridge (the evaluation run named ``bridge``) with
-another run on the evaluation seeds, paired by seed (95 % t interval of the per-seed
-difference, :mod:`bridge_jax.evaluation.intervals`), or, for stability, of success
-counts over the whole tuning grid (Fisher's exact test, two-sided, 5 %):
+one or more comparisons of the α-Bridge with another run on the evaluation seeds: the
+shipped α-Bridge (the cosine or the adaptive one, whichever the selection rule ships),
+except for the annealing claim, which compares the cosine α-Bridge (the evaluation run
+named ``bridge``) with the ablation trained around it. Comparisons are paired by seed
+(95 % t interval of the per-seed difference, :mod:`bridge_jax.evaluation.intervals`),
+or, for stability, of success counts over the whole tuning grid (Fisher's exact test,
+two-sided, 5 %):
 
 - "no worse" claims (keeps maximum likelihood's modes; as sharp as adversarial learning)
   hold unless the interval says the α-Bridge is worse;
@@ -107,9 +110,12 @@ def stability_comparison(mine: selection.Stability, other: selection.Stability
                       f"{other.successes}/{other.num_members}, Fisher p = {p:.2g}", verdict)
 
 
-def claims(by_name: dict[str, Run], rows: list[selection.Stability]) -> list[Comparison]:
-    """Every comparison, claim by claim (runs are found by their evaluation names)."""
-    bridge = by_name["bridge"]
+def claims(by_name: dict[str, Run], rows: list[selection.Stability],
+           shipped: Run | None = None) -> list[Comparison]:
+    """Every comparison, claim by claim (runs are found by their evaluation names);
+    ``shipped``: the shipped α-Bridge's evaluation run (default: the cosine ``bridge``)."""
+    cosine = by_name["bridge"]
+    bridge = shipped or cosine
     out = []
     if "vae" in by_name:
         out.append(paired(KEEPS_MODES, bridge, by_name["vae"], "modes_covered", "modes",
@@ -123,7 +129,7 @@ def claims(by_name: dict[str, Run], rows: list[selection.Stability]) -> list[Com
         out += [stability_comparison(mine, r) for r in rows if not is_bridge(r.label)]
     for run in by_name.values():
         if run.label.startswith(ABLATION_PREFIX):
-            out += [paired(ANNEALING, bridge, run, k, t, s, no_worse=False)
+            out += [paired(ANNEALING, cosine, run, k, t, s, no_worse=False)
                     for k, t, s, _ in METRICS[:2]]
     return out
 
@@ -135,9 +141,12 @@ def detailed_lines(comparisons: list[Comparison]) -> list[str]:
     return lines
 
 
-def summary_lines(comparisons: list[Comparison], dataset: str, link: str) -> list[str]:
-    """One row per claim: its verdict and, where it is not "holds", against what."""
-    lines = [f"| claim ({dataset}) | verdict | against |", "|---|---|---|"]
+def summary_lines(comparisons: list[Comparison], dataset: str, link: str,
+                  shipped: str = "") -> list[str]:
+    """One row per claim: its verdict and, where it is not "holds", against what;
+    ``shipped`` (the shipped α-Bridge's label) goes into the header when given."""
+    title = f"{dataset}, {shipped}" if shipped else dataset
+    lines = [f"| claim ({title}) | verdict | against |", "|---|---|---|"]
     for claim in dict.fromkeys(c.claim for c in comparisons):
         mine = [c for c in comparisons if c.claim == claim]
         verdicts = {c.verdict for c in mine}

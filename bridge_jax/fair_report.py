@@ -156,6 +156,7 @@ def markdown(protocol, tuning: list[Run], evaluation: list[Run], plot: str,
     dataset = _dataset(tuning + evaluation)
     by_name = {r.name: r for r in evaluation}
     bridge = by_name[BRIDGE]
+    shipped = shipped_evaluation(chosen, rule, evaluation)
     methods = [r for r in evaluation if not r.label.startswith(ABLATION_PREFIX)]
     ablation = [r for r in evaluation if r.label.startswith(ABLATION_PREFIX)]
     tuning_seeds = _seeds_text(tuning)
@@ -172,8 +173,8 @@ def markdown(protocol, tuning: list[Run], evaluation: list[Run], plot: str,
              *evaluated_lines(methods + ablation, criterion), "",
              "## Stability (whole grid × selection seeds)", "", *stability_lines(rows), "",
              f"![success rate per learning rate]({os.path.basename(plot)})", "",
-             "## α-Bridge against every other method (paired by evaluation seed)", "",
-             *paired_lines(bridge, [r for r in methods if r is not bridge]), ""]
+             "## The shipped α-Bridge against every other method (paired by evaluation "
+             "seed)", "", *paired_lines(shipped, [r for r in methods if r is not shipped]), ""]
     if ablation:
         lines += ["## Annealing ablation (paired by evaluation seed)", "",
                   *paired_lines(bridge, ablation), ""]
@@ -182,19 +183,37 @@ def markdown(protocol, tuning: list[Run], evaluation: list[Run], plot: str,
     return "\n".join(lines)
 
 
+def shipped_label(chosen: dict, rule) -> str | None:
+    """The method label of the α-Bridge setting a shipped config carries: of the α-Bridge
+    methods' selected settings, the better one under the rule on the selection seeds
+    (None: no α-Bridge)."""
+    bridges = {label: best for label, (best, _) in chosen.items()
+               if fair_claims.is_bridge(label)}
+    return max(bridges, key=lambda label: bridges[label].key(rule)) if bridges else None
+
+
 def shipped_run(chosen: dict, rule) -> selection.SettingScore | None:
-    """The α-Bridge setting a shipped config carries: of the α-Bridge methods' selected
-    settings, the better one under the rule on the selection seeds (None: no α-Bridge)."""
-    bridges = [best for label, (best, _) in chosen.items() if fair_claims.is_bridge(label)]
-    return max(bridges, key=lambda b: b.key(rule)) if bridges else None
+    """The selected setting of :func:`shipped_label`'s method (None: no α-Bridge)."""
+    label = shipped_label(chosen, rule)
+    return None if label is None else chosen[label][0]
+
+
+def shipped_evaluation(chosen: dict, rule, evaluation: list[Run]) -> Run:
+    """The shipped α-Bridge's evaluation run (the cosine ``bridge`` when it has none)."""
+    label = shipped_label(chosen, rule)
+    return next((r for r in evaluation if not r.label.startswith(ABLATION_PREFIX)
+                 and fair_claims.grid_label(r) == label),
+                next(r for r in evaluation if r.name == BRIDGE))
 
 
 def shipped_line(chosen: dict, rule) -> str:
-    best = shipped_run(chosen, rule)
-    if best is None:
+    label = shipped_label(chosen, rule)
+    if label is None:
         return ""
     return ("Shipped α-Bridge setting (the better α-Bridge method under the rule on the "
-            f"selection seeds; `configs/` carries it): **`{best.run}`**.")
+            f"selection seeds; `configs/` carries it): **`{chosen[label][0].run}`**. The "
+            f"claims are measured with it ({label}), except the annealing claim: the "
+            "cosine α-Bridge against the ablation trained around it.")
 
 
 def _seeds_text(runs: list[Run]) -> str:
@@ -212,7 +231,9 @@ def write(protocol, tuning: list[Run], evaluation: list[Run], out: str) -> str:
     if BRIDGE not in by_name:
         raise ReportError(f"no run named {BRIDGE!r} among the evaluation runs")
     rows = selection.stability(tuning, selection.check_success(protocol.success), LR_AXIS)
-    comparisons = fair_claims.claims(by_name, rows)
+    rule = selection.check_rule(protocol.rule)
+    shipped = shipped_evaluation(selection.select(tuning, rule), rule, evaluation)
+    comparisons = fair_claims.claims(by_name, rows, shipped)
     os.makedirs(out, exist_ok=True)
     stem = _dataset(tuning)
     plot = stability_plot(rows, os.path.join(out, f"stability_{stem}.png"))
@@ -221,7 +242,8 @@ def write(protocol, tuning: list[Run], evaluation: list[Run], out: str) -> str:
         f.write(markdown(protocol, tuning, evaluation, plot, rows, comparisons))
     with open(os.path.join(out, f"claims_{stem}.md"), "w") as f:  # quoted by the README
         f.write("\n".join(fair_claims.summary_lines(
-            comparisons, stem, f"docs/results/fair_{stem}.md")) + "\n")
+            comparisons, stem, f"docs/results/fair_{stem}.md",
+            fair_claims.grid_label(shipped))) + "\n")
     return path
 
 

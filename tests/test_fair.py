@@ -122,6 +122,38 @@ def test_claim_verdicts_follow_the_paired_intervals():
     assert "| **not separated** | X" in summary[4]
 
 
+def test_claims_measure_the_shipped_bridge_and_annealing_with_the_cosine_one():
+    """With the adaptive α-Bridge shipped, the coverage, sharpness and stability claims
+    compare it; the annealing claim compares the cosine α-Bridge with its ablation."""
+    good = [(8, 0.95, 0.01), (8, 0.96, 0.01), (8, 0.94, 0.02)]
+    cosine = _run("bridge", "α-Bridge (cosine 1→α_end) [b]", [(5, 0.5, 0.1), (6, 0.6, 0.1),
+                                                                (4, 0.4, 0.2)])
+    adaptive = _run("adaptive", "α-Bridge, adaptive α [a]", good)
+    vae = _run("vae", "VAE (α≡1) [v]", good)
+    warm = _run("warm_start", "ablation: warm [w]", [(3, 0.3, 0.1), (4, 0.35, 0.1),
+                                                     (2, 0.25, 0.2)])
+    by_name = {r.name: r for r in (cosine, adaptive, vae, warm)}
+    for run in by_name.values():
+        for m in run.members:
+            m.evals["modes_covered"] = m.evals["modes_covered_strict"]
+    rows = [selection.Stability("α-Bridge, adaptive α", 3, 3, 0, {}),
+            selection.Stability("VAE (α≡1)", 3, 0, 0, {})]
+    comparisons = fair_claims.claims(by_name, rows, shipped=adaptive)
+    keep = next(c for c in comparisons if c.claim == fair_claims.KEEPS_MODES)
+    assert keep.measured == "Δ modes +0.0 [+0.0, +0.0]"  # adaptive vs VAE, not cosine
+    stable = next(c for c in comparisons if c.claim == fair_claims.STABLER)
+    assert stable.measured.startswith("3/3 vs 0/3")
+    annealing = [c for c in comparisons if c.claim == fair_claims.ANNEALING]
+    assert [c.measured.split(" [")[0] for c in annealing] == [
+        "Δ strict modes +2.0", "Δ HQ % +20.0"]  # cosine minus the warm start
+    # without a shipped run, everything compares the cosine α-Bridge
+    default = fair_claims.claims(by_name, rows)
+    keep_cosine = next(c for c in default if c.claim == fair_claims.KEEPS_MODES)
+    assert keep_cosine.verdict == "does not hold"
+    header = fair_claims.summary_lines(comparisons, "grid", "x.md", "α-Bridge, adaptive α")[0]
+    assert header == "| claim (grid, α-Bridge, adaptive α) | verdict | against |"
+
+
 def test_the_ablation_drops_variants_that_coincide():
     fair = config_from_file(SWEEPS / "fair.py", "ring,tiny")
     names = [r["name"] for r in fair.sweep.runs]
