@@ -233,6 +233,9 @@ def test_a_second_run_on_a_live_workdir_is_refused_and_a_killed_one_does_not_blo
     first = _start(_cli(workdir, *LONG), env, log)
     try:
         _wait_for_checkpoint(workdir, first, log)
+        # Paused, not ended: it holds the workdir as a running one does, without training
+        # (and saving) on a core of its own while the second one starts.
+        first.send_signal(signal.SIGSTOP)
         second = _run(_cli(workdir, *LONG), env, timeout=120)
         assert second.returncode == 2
         assert "is in use by another run (pid " + str(first.pid) in _one_error_line(second)

@@ -98,8 +98,10 @@ def test_a_fresh_venv_installs_the_wheel_and_trains_by_config_name(wheel, tmp_pa
 
     script = venv / "bin" / "bridge-jax-train"
     assert script.read_text().splitlines()[0] == f"#!{python}"
+    # Compiled without most XLA optimizations (about twice as fast to compile; what is
+    # checked here is that the installed package trains, not how fast).
     r = _run([script, "--config=ring:tiny", f"--workdir={tmp_path / 'run'}"],
-             cwd=elsewhere, env=env)
+             cwd=elsewhere, env={**env, "JAX_DISABLE_MOST_OPTIMIZATIONS": "1"})
     assert r.returncode == 0, r.stdout + r.stderr
     assert "bridge_jax: done: 4 steps" in r.stdout
     assert (tmp_path / "run" / "summary.json").exists()

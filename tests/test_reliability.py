@@ -3,9 +3,10 @@ a dead peer in a multi-process run, and determinism.
 
 The stop/resume, corruption and multi-process tests drive the real CLI
 (``python -m bridge_jax.main``) as subprocesses and compare final checkpoints
-bitwise with an uninterrupted run of the same command. The subprocesses share
-a persistent JAX compilation cache (one per test module) so that only the
-first one compiles.
+bitwise with an uninterrupted run of the same command. The subprocesses and the
+in-process runs compile without most XLA optimizations and share the session's
+persistent JAX compilation cache (``tests/train_helpers.py``), so that a program is
+compiled once.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import pytest
 from flax import serialization
 
 from bridge_jax import checkpointing, configuration, data, members, reporting, train
-from tests.train_helpers import PoisonedDataset
+from tests.train_helpers import PoisonedDataset, cache_dir, fast_compiles, subprocess_env
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = f"{ROOT / 'configs' / 'ring.py'}:tiny"
@@ -145,32 +146,18 @@ def _one_error_line(stderr: str) -> str:
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory) -> dict[str, str]:
-    e = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    e.update(JAX_PLATFORMS="cpu", PYTHONUNBUFFERED="1",
-             JAX_COMPILATION_CACHE_DIR=str(tmp_path_factory.mktemp("jax_cache")),
-             JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-             JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
-    return e
-
-
-_CACHE_OPTIONS = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
-                  "jax_persistent_cache_min_entry_size_bytes")
+    """The subprocesses' environment: CPU only, unoptimized compiles and the session's
+    persistent compilation cache (train_helpers.py)."""
+    return subprocess_env(cache_dir(tmp_path_factory), PYTHONUNBUFFERED="1")
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _compile_cache(env):
-    """The in-process runs share the persistent compilation cache too (restored after)."""
-    from jax.experimental.compilation_cache import compilation_cache
-
-    old = {name: getattr(jax.config, name) for name in _CACHE_OPTIONS}
-    jax.config.update("jax_compilation_cache_dir", env["JAX_COMPILATION_CACHE_DIR"])
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    compilation_cache.reset_cache()
-    yield
-    for name, value in old.items():
-        jax.config.update(name, value)
-    compilation_cache.reset_cache()
+    """The in-process runs compile as the subprocesses do, into the same cache (undone
+    after the module): an in-process state is compared bitwise only with another
+    in-process one, a subprocess's only with another subprocess's."""
+    with fast_compiles(env["JAX_COMPILATION_CACHE_DIR"]):
+        yield
 
 
 def _data_files(step_dir: Path) -> list[Path]:
@@ -651,10 +638,11 @@ def test_fewer_steps_than_the_checkpoint_is_a_config_error(clean_runs):
         train.train_and_evaluate(_small_config(num_steps=2, seed=1), clean_runs["seed1_workdir"])
 
 
+# An unknown field (--config.nonexistent=1) and --config.alpha.start=1.5 are refused the
+# same way, with the same checks and more (nothing written), in
+# test_train.py::test_cli_overrides_and_errors.
 CLI_ERRORS = [
     (["--config.num_steps=abc"], "num_steps"),
-    (["--config.nosuch=3"], "nosuch"),
-    (["--config.alpha.start=1.5"], "alpha.start"),
     (["--config.model.arch=dcgan"], "model.arch"),
     (["--config.progress_bar=maybe"], "progress_bar"),
 ]
