@@ -12,6 +12,7 @@ import pytest
 from scipy import stats
 
 from bridge_jax import fair_claims, fair_report, selection, sweeps
+from bridge_jax.config_files import load_module
 from bridge_jax.configuration import config_from_file
 from bridge_jax.evaluation.intervals import paired_difference, t_interval
 from bridge_jax.report_data import Member, Run
@@ -167,11 +168,31 @@ def test_the_ablation_drops_variants_that_coincide():
 FAIR = ROOT / "results" / "fair"  # the fair test's stored records (not the sweep tables)
 
 
-def test_the_stored_tuning_records_select_what_the_fair_sweep_trains():
+FAIR_SWEEP = load_module(SWEEPS / "fair.py")  # SELECTED and SHIPPED
+SELECTED_DATASETS = sorted(FAIR_SWEEP.SELECTED)
+
+
+def _records(dataset: str) -> tuple[list[str], list[str]]:
+    """The stored tuning and evaluation workdirs of ``dataset`` (a sweep may be stored in
+    halves that ran side by side, e.g. tune_grid_lr0.001 and tune_grid_lr0.003)."""
+    tuning = sorted(str(p) for p in FAIR.glob(f"tune_{dataset}*"))
+    evaluation = sorted(str(p) for p in FAIR.glob(f"fair_{dataset}*"))
+    assert tuning and evaluation, f"no stored records of {dataset} in {FAIR}"
+    return tuning, evaluation
+
+
+def test_every_dataset_with_a_selection_has_its_records_and_the_ring_is_one():
+    assert "ring" in SELECTED_DATASETS
+    for dataset in SELECTED_DATASETS:
+        _records(dataset)
+
+
+@pytest.mark.parametrize("dataset", SELECTED_DATASETS)
+def test_the_stored_tuning_records_select_what_the_fair_sweep_trains(dataset):
     protocol = config_from_file(SWEEPS / "tuning.py")
-    tuning = fair_report.load_runs([str(FAIR / "tune_ring")])
+    tuning = fair_report.load_runs(_records(dataset)[0])
     chosen = selection.select(tuning, selection.check_rule(protocol.rule))
-    fair = config_from_file(SWEEPS / "fair.py", "ring")
+    fair = config_from_file(SWEEPS / "fair.py", dataset)
     trained = {r["name"]: r for r in fair.sweep.runs}
     grid = {r["name"]: r for r in protocol.runs}
     for label, (best, _) in chosen.items():
@@ -180,29 +201,32 @@ def test_the_stored_tuning_records_select_what_the_fair_sweep_trains():
         assert run["set"] == grid[best.run]["set"]
 
 
-def test_the_fair_report_is_what_the_command_writes_from_the_stored_records(tmp_path):
+@pytest.mark.parametrize("dataset", SELECTED_DATASETS)
+def test_the_fair_report_is_what_the_command_writes_from_the_stored_records(tmp_path,
+                                                                           dataset):
     protocol = config_from_file(SWEEPS / "tuning.py")
-    evaluation = sorted(str(p) for p in FAIR.glob("fair_ring*"))
-    assert evaluation
-    path = fair_report.write(protocol, fair_report.load_runs([str(FAIR / "tune_ring")]),
+    tuning, evaluation = _records(dataset)
+    path = fair_report.write(protocol, fair_report.load_runs(tuning),
                              fair_report.load_runs(evaluation), str(tmp_path))
-    for name in ("fair_ring.md", "claims_ring.md"):
+    for name in (f"fair_{dataset}.md", f"claims_{dataset}.md"):
         assert (tmp_path / name).read_text() == (ROOT / "docs" / "results" / name).read_text()
-    assert Path(path) == tmp_path / "fair_ring.md"
+    assert Path(path) == tmp_path / f"fair_{dataset}.md"
 
 
-def test_the_shipped_ring_config_carries_the_selected_alpha_bridge_setting():
-    """configs/ring.py has every field of the α-Bridge setting the rule ships (the better
-    α-Bridge method on the selection seeds), so a user who runs it gets what the fair
-    test reports."""
+@pytest.mark.parametrize("dataset", SELECTED_DATASETS)
+def test_the_shipped_config_carries_the_selected_alpha_bridge_setting(dataset):
+    """configs/<dataset>.py has every field of the α-Bridge setting the rule ships (the
+    better α-Bridge method on the selection seeds), so a user who runs it gets what the
+    fair test reports."""
     protocol = config_from_file(SWEEPS / "tuning.py")
     rule = selection.check_rule(protocol.rule)
-    chosen = selection.select(fair_report.load_runs([str(FAIR / "tune_ring")]), rule)
+    chosen = selection.select(fair_report.load_runs(_records(dataset)[0]), rule)
     shipped = fair_report.shipped_run(chosen, rule)
+    assert FAIR_SWEEP.SHIPPED[dataset] == shipped.run
     fields = {r["name"]: r["set"] for r in protocol.runs}[shipped.run]
-    ring = config_from_file(ROOT / "configs" / "ring.py")
+    shipped_config = config_from_file(ROOT / "configs" / f"{dataset}.py")
     for name, value in fields.items():
-        node = ring
+        node = shipped_config
         for part in name.split("."):
             node = node[part]
         assert node == value, (name, node, value)
