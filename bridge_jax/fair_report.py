@@ -147,16 +147,14 @@ def _dataset(runs: list[Run]) -> str:
 
 
 def markdown(protocol, tuning: list[Run], evaluation: list[Run], plot: str,
-             rows: list[selection.Stability],
-             comparisons: list[fair_claims.Comparison]) -> str:
-    """fair_<dataset>.md, given the stability rows and the claims' comparisons."""
+             rows: list[selection.Stability], comparisons: list[fair_claims.Comparison],
+             chosen: dict, shipped: Run) -> str:
+    """fair_<dataset>.md, given the stability rows, the claims' comparisons, the selection
+    (:func:`bridge_jax.selection.select`) and the shipped α-Bridge's evaluation run."""
     rule = selection.check_rule(protocol.rule)
     criterion = selection.check_success(protocol.success)
-    chosen = selection.select(tuning, rule)
     dataset = _dataset(tuning + evaluation)
-    by_name = {r.name: r for r in evaluation}
-    bridge = by_name[BRIDGE]
-    shipped = shipped_evaluation(chosen, rule, evaluation)
+    bridge = next(r for r in evaluation if r.name == BRIDGE)
     methods = [r for r in evaluation if not r.label.startswith(ABLATION_PREFIX)]
     ablation = [r for r in evaluation if r.label.startswith(ABLATION_PREFIX)]
     tuning_seeds = _seeds_text(tuning)
@@ -232,14 +230,16 @@ def write(protocol, tuning: list[Run], evaluation: list[Run], out: str) -> str:
         raise ReportError(f"no run named {BRIDGE!r} among the evaluation runs")
     rows = selection.stability(tuning, selection.check_success(protocol.success), LR_AXIS)
     rule = selection.check_rule(protocol.rule)
-    shipped = shipped_evaluation(selection.select(tuning, rule), rule, evaluation)
+    chosen = selection.select(tuning, rule)
+    shipped = shipped_evaluation(chosen, rule, evaluation)
     comparisons = fair_claims.claims(by_name, rows, shipped)
     os.makedirs(out, exist_ok=True)
     stem = _dataset(tuning)
     plot = stability_plot(rows, os.path.join(out, f"stability_{stem}.png"))
     path = os.path.join(out, f"fair_{stem}.md")
     with open(path, "w") as f:
-        f.write(markdown(protocol, tuning, evaluation, plot, rows, comparisons))
+        f.write(markdown(protocol, tuning, evaluation, plot, rows, comparisons, chosen,
+                         shipped))
     with open(os.path.join(out, f"claims_{stem}.md"), "w") as f:  # quoted by the README
         f.write("\n".join(fair_claims.summary_lines(
             comparisons, stem, f"docs/results/fair_{stem}.md",
