@@ -28,7 +28,7 @@ import sys
 import numpy as np
 
 from bridge_jax import fair_claims, selection
-from bridge_jax.evaluation.intervals import Interval, paired_difference, t_interval
+from bridge_jax.evaluation.intervals import paired_difference, t_interval
 from bridge_jax.fair_claims import METRICS, fmt_interval, values
 from bridge_jax.report_data import ReportError, Run, load_workdir, refuse_uris
 
@@ -36,11 +36,9 @@ PROG = "bridge_jax.fair_report"
 LR_AXIS = "generator.learning_rate"
 ABLATION_PREFIX = fair_claims.ABLATION_PREFIX
 BRIDGE = "bridge"
-
-
-def _verdict(iv: Interval, higher_is_better: bool) -> str:
-    direction = fair_claims.direction_of(iv, higher_is_better)
-    return f"α-Bridge {direction}" if direction else "not separated"
+PROBE_TEXT = ("Run after the evaluation to explain it (`configs/sweeps/probe.py`): they "
+              "change neither the selection nor the shipped configs. A probe is compared "
+              "with the evaluated run of the same method, paired by seed.")
 
 
 def _interval_or_text(values: np.ndarray, digits: int) -> str:
@@ -66,31 +64,67 @@ def selection_lines(chosen: dict, rule) -> list[str]:
     return lines
 
 
+def nonfinite_text(run: Run) -> str:
+    """The run's non-finite updates: members stopped (policy ``stop``) or updates skipped
+    (``skip``), with the steps of the first ones; "–" when there were none."""
+    hit = [m for m in run.members if m.nonfinite.get("count", 0) > 0]
+    if not hit:
+        return "–"
+    steps = sorted(int(m.nonfinite["first_step"]) for m in hit
+                   if m.nonfinite.get("first_step") is not None)
+    at = f" (first at steps {steps[0]}–{steps[-1]})" if len(steps) > 1 else (
+        f" (first at step {steps[0]})" if steps else "")
+    stopped = [m for m in hit if selection.diverged(m)]
+    if stopped:
+        return f"{len(stopped)} stopped{at}"
+    skipped = sum(int(m.nonfinite["count"]) for m in hit)
+    return f"{skipped} updates skipped in {len(hit)} seed{'s' * (len(hit) > 1)}{at}"
+
+
 def evaluated_lines(runs: list[Run], criterion) -> list[str]:
     lines = ["| run | seeds | " + " | ".join(f"{t}: mean ± sd [95% CI]"
                                            for _, t, _, _ in METRICS)
-             + " | success |", "|---|---|" + "---|" * len(METRICS) + "---|"]
+             + " | success | non-finite |", "|---|---|" + "---|" * len(METRICS) + "---|---|"]
     for run in runs:
         cells = [_interval_or_text(values(run, k, s, d), 3 if d == "min" else 1)
                  for k, _, s, d in METRICS]
         ok = sum(selection.succeeded(m, criterion) for m in run.members)
         lines.append(f"| {run.label} | {len(run.members)} | " + " | ".join(cells)
-                     + f" | {ok}/{len(run.members)} |")
+                     + f" | {ok}/{len(run.members)} | {nonfinite_text(run)} |")
     return lines
 
 
 def stability_lines(rows: list[selection.Stability]) -> list[str]:
     lrs = sorted({v for r in rows for v in r.by_value})
-    lines = ["| method | success | divergence | " + " | ".join(f"success at lr {v:g}"
-                                                               for v in lrs) + " |",
-             "|---|---|---|" + "---|" * len(lrs)]
+    lines = ["| method | success | divergence | "
+             + " | ".join(f"success at lr {v:g}" for v in lrs) + " | "
+             + " | ".join(f"divergence at lr {v:g}" for v in lrs) + " |",
+             "|---|---|---|" + "---|" * (2 * len(lrs))]
     for r in rows:
-        cells = [f"{r.by_value[v][0]}/{r.by_value[v][1]}" if v in r.by_value else "–"
-                 for v in lrs]
+        cells = [f"{r.by_value[v][i]}/{r.by_value[v][2]}" if v in r.by_value else "–"
+                 for i in (0, 1) for v in lrs]
         lines.append(f"| {r.label} | {r.successes}/{r.num_members} "
                      f"({100 * r.success_rate:.0f}%) | {r.divergences}/{r.num_members} | "
                      + " | ".join(cells) + " |")
     return lines
+
+
+def _paired_cells(run: Run, other: Run, subject: str) -> list[str]:
+    """``run`` minus ``other`` per seed, for every metric, with a verdict for ``subject``."""
+    if [m.seed for m in other.members] != [m.seed for m in run.members]:
+        raise ReportError(f"{other.name!r} and {run.name!r} were trained on other "
+                          "seeds; a paired comparison needs the same seeds")
+    cells = []
+    for key, _, scale, direction in METRICS:
+        a, b = values(run, key, scale, direction), values(other, key, scale, direction)
+        if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+            cells.append("∞ in a member")
+            continue
+        iv = paired_difference(a, b)
+        verdict = fair_claims.direction_of(iv, direction == "max")
+        cells.append(f"{fmt_interval(iv, 3 if direction == 'min' else 1)} — "
+                     + (f"{subject} {verdict}" if verdict else "not separated"))
+    return cells
 
 
 def paired_lines(bridge: Run, others: list[Run]) -> list[str]:
@@ -98,24 +132,34 @@ def paired_lines(bridge: Run, others: list[Run]) -> list[str]:
     lines = ["| α-Bridge minus | " + " | ".join(f"Δ {t} (95% CI)" for _, t, _, _ in METRICS)
              + " |", "|---|" + "---|" * len(METRICS)]
     for other in others:
-        if [m.seed for m in other.members] != [m.seed for m in bridge.members]:
-            raise ReportError(f"{other.name!r} and {bridge.name!r} were trained on other "
-                              "seeds; a paired comparison needs the same seeds")
-        cells = []
-        for key, _, scale, direction in METRICS:
-            a, b = values(bridge, key, scale, direction), values(other, key, scale, direction)
-            if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
-                cells.append("∞ in a member")
-                continue
-            iv = paired_difference(a, b)
-            cells.append(f"{fmt_interval(iv, 3 if direction == 'min' else 1)} — "
-                         f"{_verdict(iv, direction == 'max')}")
-        lines.append(f"| {other.label} | " + " | ".join(cells) + " |")
+        lines.append(f"| {other.label} | " + " | ".join(_paired_cells(bridge, other,
+                                                                      "α-Bridge")) + " |")
+    return lines
+
+
+def probe_lines(probes: list[Run], evaluation: list[Run], criterion) -> list[str]:
+    """The diagnostic arms (configs/sweeps/probe.py): their scores, then each minus the
+    evaluated run of its method (the run named by the probe's first name part), per seed."""
+    by_name = {r.name: r for r in evaluation}
+    pairs = []
+    for probe in probes:
+        method = probe.name.split("__")[0]
+        if method not in by_name:
+            raise ReportError(f"probe run {probe.name!r} has no evaluated run {method!r}")
+        pairs.append((probe, by_name[method]))
+    lines = [*evaluated_lines(probes, criterion), "",
+             "| probe minus the evaluated run | " + " | ".join(
+                 f"Δ {t} (95% CI)" for _, t, _, _ in METRICS) + " |",
+             "|---|" + "---|" * len(METRICS)]
+    for probe, evaluated in pairs:
+        lines.append(f"| {probe.label} − {evaluated.label} | "
+                     + " | ".join(_paired_cells(probe, evaluated, "probe")) + " |")
     return lines
 
 
 def stability_plot(rows: list[selection.Stability], path: str) -> str:
-    """Grouped bars: each method's success rate at each learning rate of the grid."""
+    """Grouped bars, two panels: each method's success rate and divergence rate at each
+    learning rate of the grid."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -123,16 +167,17 @@ def stability_plot(rows: list[selection.Stability], path: str) -> str:
 
     values = sorted({v for r in rows for v in r.by_value})
     width = 0.8 / max(len(values), 1)
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
     x = np.arange(len(rows))
-    for i, v in enumerate(values):
-        rates = [r.by_value[v][0] / r.by_value[v][1] if v in r.by_value else 0.0
-                 for r in rows]
-        ax.bar(x + (i - (len(values) - 1) / 2) * width, rates, width, label=f"lr {v:g}")
-    ax.set_xticks(x, [r.label for r in rows], rotation=25, ha="right", fontsize=7)
-    ax.set_ylabel("success rate (grid × seeds)")
-    ax.set_ylim(0, 1.05)
-    ax.legend(fontsize=7)
+    for ax, (index, title) in zip(axes, ((0, "success rate"), (1, "divergence rate")), strict=True):
+        for i, v in enumerate(values):
+            rates = [r.by_value[v][index] / r.by_value[v][2] if v in r.by_value else 0.0
+                     for r in rows]
+            ax.bar(x + (i - (len(values) - 1) / 2) * width, rates, width, label=f"lr {v:g}")
+        ax.set_xticks(x, [r.label for r in rows], rotation=25, ha="right", fontsize=7)
+        ax.set_title(f"{title} (grid × selection seeds)", fontsize=9)
+        ax.set_ylim(0, 1.05)
+    axes[0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -148,9 +193,10 @@ def _dataset(runs: list[Run]) -> str:
 
 def markdown(protocol, tuning: list[Run], evaluation: list[Run], plot: str,
              rows: list[selection.Stability], comparisons: list[fair_claims.Comparison],
-             chosen: dict, shipped: Run) -> str:
+             chosen: dict, shipped: Run, probes: list[Run] = ()) -> str:
     """fair_<dataset>.md, given the stability rows, the claims' comparisons, the selection
-    (:func:`bridge_jax.selection.select`) and the shipped α-Bridge's evaluation run."""
+    (:func:`bridge_jax.selection.select`), the shipped α-Bridge's evaluation run and the
+    diagnostic arms (``probes``, configs/sweeps/probe.py; may be empty)."""
     rule = selection.check_rule(protocol.rule)
     criterion = selection.check_success(protocol.success)
     dataset = _dataset(tuning + evaluation)
@@ -170,12 +216,17 @@ def markdown(protocol, tuning: list[Run], evaluation: list[Run], plot: str,
              "## Tuned and evaluated (evaluation seeds)", "",
              *evaluated_lines(methods + ablation, criterion), "",
              "## Stability (whole grid × selection seeds)", "", *stability_lines(rows), "",
-             f"![success rate per learning rate]({os.path.basename(plot)})", "",
+             f"![success and divergence rates per learning rate]({os.path.basename(plot)})",
+             "",
              "## The shipped α-Bridge against every other method (paired by evaluation "
              "seed)", "", *paired_lines(shipped, [r for r in methods if r is not shipped]), ""]
     if ablation:
         lines += ["## Annealing ablation (paired by evaluation seed)", "",
                   *paired_lines(bridge, ablation), ""]
+    if probes:
+        lines += ["## Diagnostic arms (after the evaluation, on its seeds; not selected "
+                  "from)", "", PROBE_TEXT, "", *probe_lines(list(probes), evaluation,
+                                                             criterion), ""]
     lines = lines[:2] + ["## Claims", "", *fair_claims.detailed_lines(comparisons), "",
                          shipped_line(chosen, rule), ""] + lines[2:]
     return "\n".join(lines)
@@ -222,9 +273,10 @@ def _seeds_text(runs: list[Run]) -> str:
     return ", ".join(map(str, seeds))
 
 
-def write(protocol, tuning: list[Run], evaluation: list[Run], out: str) -> str:
-    """Writes ``out/fair_<dataset>.md`` and ``out/stability_<dataset>.png``; returns the
-    markdown's path."""
+def write(protocol, tuning: list[Run], evaluation: list[Run], out: str,
+          probes: list[Run] = ()) -> str:
+    """Writes ``out/fair_<dataset>.md`` and ``out/stability_<dataset>.png`` (with the
+    diagnostic arms ``probes`` when given); returns the markdown's path."""
     by_name = {r.name: r for r in evaluation}
     if BRIDGE not in by_name:
         raise ReportError(f"no run named {BRIDGE!r} among the evaluation runs")
@@ -234,12 +286,12 @@ def write(protocol, tuning: list[Run], evaluation: list[Run], out: str) -> str:
     shipped = shipped_evaluation(chosen, rule, evaluation)
     comparisons = fair_claims.claims(by_name, rows, shipped)
     os.makedirs(out, exist_ok=True)
-    stem = _dataset(tuning)
+    stem = _dataset(tuning + list(probes))
     plot = stability_plot(rows, os.path.join(out, f"stability_{stem}.png"))
     path = os.path.join(out, f"fair_{stem}.md")
     with open(path, "w") as f:
         f.write(markdown(protocol, tuning, evaluation, plot, rows, comparisons, chosen,
-                         shipped))
+                         shipped, probes))
     with open(os.path.join(out, f"claims_{stem}.md"), "w") as f:  # quoted by the README
         f.write("\n".join(fair_claims.summary_lines(
             comparisons, stem, f"docs/results/fair_{stem}.md",
@@ -259,10 +311,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--protocol", required=True, help="the declaring config file")
     parser.add_argument("--tuning", nargs="+", required=True, metavar="WORKDIR")
     parser.add_argument("--evaluation", nargs="*", default=[], metavar="WORKDIR")
+    parser.add_argument("--probe", nargs="*", default=[], metavar="WORKDIR",
+                        help="diagnostic arms' workdirs (configs/sweeps/probe.py)")
     parser.add_argument("--out", default="", metavar="DIR")
     args = parser.parse_args(argv)
     try:
-        refuse_uris(*args.tuning, *args.evaluation, args.out)
+        refuse_uris(*args.tuning, *args.evaluation, *args.probe, args.out)
         from bridge_jax.configuration import ConfigError, config_from_file
 
         try:
@@ -274,7 +328,8 @@ def main(argv: list[str] | None = None) -> int:
         for label, (best, _) in chosen.items():
             print(f"{label}: {best.run}")
         if args.evaluation and args.out:
-            print(write(protocol, tuning, load_runs(args.evaluation), args.out))
+            probes = load_runs(args.probe) if args.probe else []
+            print(write(protocol, tuning, load_runs(args.evaluation), args.out, probes))
     except (ReportError, selection.SelectionError, OSError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2

@@ -139,7 +139,7 @@ class Stability:
     num_members: int
     successes: int
     divergences: int
-    by_value: dict[Any, tuple[int, int]]  # axis value → (successes, members)
+    by_value: dict[Any, tuple[int, int, int]]  # axis value → (successes, divergences, members)
 
     @property
     def success_rate(self) -> float:
@@ -152,8 +152,8 @@ class Stability:
 
 def stability(runs: Sequence[Run], criterion: Sequence[tuple[str, str, Any]],
               axis: str) -> list[Stability]:
-    """Success and divergence counts per method label, and successes split by the value
-    of the config field ``axis`` (e.g. ``generator.learning_rate``), in label order."""
+    """Success and divergence counts per method label, also split by the value of the
+    config field ``axis`` (e.g. ``generator.learning_rate``), in label order."""
     by_label: dict[str, list[Member]] = {}
     for run in runs:
         by_label.setdefault(run.label, []).extend(run.members)
@@ -163,11 +163,12 @@ def stability(runs: Sequence[Run], criterion: Sequence[tuple[str, str, Any]],
         for m in members:
             if axis not in m.config:
                 raise SelectionError(f"member {m.run!r} has no config field {axis!r}")
-            counts = by_value.setdefault(m.config[axis], [0, 0])
+            counts = by_value.setdefault(m.config[axis], [0, 0, 0])
             counts[0] += succeeded(m, criterion)
-            counts[1] += 1
+            counts[1] += diverged(m)
+            counts[2] += 1
         out.append(Stability(label, len(members), sum(succeeded(m, criterion)
                                                       for m in members),
                              sum(diverged(m) for m in members),
-                             {k: (v[0], v[1]) for k, v in sorted(by_value.items())}))
+                             {k: tuple(v) for k, v in sorted(by_value.items())}))
     return out

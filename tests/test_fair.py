@@ -15,7 +15,7 @@ from bridge_jax import fair_claims, fair_report, selection, sweeps
 from bridge_jax.config_files import load_module
 from bridge_jax.configuration import config_from_file
 from bridge_jax.evaluation.intervals import paired_difference, t_interval
-from bridge_jax.report_data import Member, Run
+from bridge_jax.report_data import Member, ReportError, Run
 
 ROOT = Path(__file__).resolve().parents[1]
 SWEEPS = ROOT / "configs" / "sweeps"
@@ -84,7 +84,7 @@ def test_stability_counts_success_and_divergence_per_learning_rate():
     runs[1].members[0].nonfinite["count"] = 2
     (row,) = selection.stability(runs, SUCCESS, "generator.learning_rate")
     assert (row.successes, row.divergences, row.num_members) == (1, 1, 4)
-    assert row.by_value == {1e-3: (1, 2), 3e-3: (0, 2)}
+    assert row.by_value == {1e-3: (1, 0, 2), 3e-3: (0, 1, 2)}
 
 
 def test_t_intervals_match_the_textbook_formula():
@@ -165,6 +165,50 @@ def test_the_ablation_drops_variants_that_coincide():
         "step", 1, 0.0)
 
 
+def test_probe_arms_change_only_the_learning_rate_or_the_nonfinite_policy():
+    selected, shipped = FAIR_SWEEP.SELECTED["grid"], FAIR_SWEEP.SHIPPED["grid"]
+    grid = {r["name"]: r["set"] for r in config_from_file(SWEEPS / "tuning.py").runs}
+    lr_arm = config_from_file(SWEEPS / "probe.py", "grid,lr")
+    assert len(lr_arm.sweep.runs) == 2
+    for run, key in zip(lr_arm.sweep.runs, ("bridge", "adaptive"), strict=True):
+        chosen = grid[selected[key]]
+        other = 1e-3 if chosen["generator.learning_rate"] == 3e-3 else 3e-3
+        assert run["set"] == {**chosen, "generator.learning_rate": other,
+                              "critic.learning_rate": other}
+        assert run["name"].split("__")[0] == key  # how the report pairs it
+    (skip,) = config_from_file(SWEEPS / "probe.py", "grid,skip").sweep.runs
+    assert skip["set"] == {**grid[shipped], "nonfinite_policy": "skip"}
+    assert skip["name"] == shipped + "__skip"
+    fair = config_from_file(SWEEPS / "fair.py", "grid")
+    assert (lr_arm.seed, lr_arm.sweep.num_seeds) == (fair.seed, fair.sweep.num_seeds)
+    assert lr_arm.num_steps == fair.num_steps and lr_arm.eval.to_dict() == fair.eval.to_dict()
+
+
+def test_probe_lines_pair_each_arm_with_its_methods_evaluated_run():
+    evaluated = _run("bridge", "α-Bridge [bridge__lr0.003__end0]",
+                     [(8, 0.80, 0.1), (0, 0.0, 0.0), (8, 0.90, 0.1)])
+    evaluated.members[1].nonfinite.update(count=1, first_step=1200)
+    probe = _run("bridge__lr0.001__end0", "α-Bridge at lr 0.001 (probe)",
+                 [(8, 0.85, 0.1), (6, 0.70, 0.2), (8, 0.80, 0.1)])
+    lines = fair_report.probe_lines([probe], [evaluated], SUCCESS)
+    assert "| 1 stopped (first at step 1200) |" in fair_report.evaluated_lines(
+        [evaluated], SUCCESS)[2]
+    row = lines[-1]
+    assert row.startswith("| α-Bridge at lr 0.001 (probe) − α-Bridge [bridge__lr0.003__end0]")
+    # the diverged seed scores 0 modes and 0 % HQ: Δ modes (0, 6, 0), Δ HQ (5, 70, −10) %
+    modes = paired_difference(np.array([8.0, 6, 8]), np.array([8.0, 0, 8]))
+    hq = paired_difference(np.array([85.0, 70, 80]), np.array([80.0, 0, 90]))
+    assert f"{modes.mean:+.1f} [{modes.low:+.1f}, {modes.high:+.1f}]" in row
+    assert f"{hq.mean:+.1f} [{hq.low:+.1f}, {hq.high:+.1f}]" in row
+    assert "∞ in a member" in row  # the diverged seed's KL
+    skipping = _run("adaptive__skip", "skip", [(8, 0.9, 0.1)])
+    skipping.members[0].config["nonfinite_policy"] = "skip"
+    skipping.members[0].nonfinite.update(count=7, first_step=300)
+    assert fair_report.nonfinite_text(skipping) == "7 updates skipped in 1 seed (first at step 300)"
+    with pytest.raises(ReportError, match="no evaluated run 'adaptive'"):
+        fair_report.probe_lines([skipping], [evaluated], SUCCESS)
+
+
 FAIR = ROOT / "results" / "fair"  # the fair test's stored records (not the sweep tables)
 
 
@@ -179,6 +223,11 @@ def _records(dataset: str) -> tuple[list[str], list[str]]:
     evaluation = sorted(str(p) for p in FAIR.glob(f"fair_{dataset}*"))
     assert tuning and evaluation, f"no stored records of {dataset} in {FAIR}"
     return tuning, evaluation
+
+
+def _probes(dataset: str) -> list[str]:
+    """The stored diagnostic arms of ``dataset`` (configs/sweeps/probe.py), maybe none."""
+    return sorted(str(p) for p in FAIR.glob(f"probe_{dataset}_*"))
 
 
 def test_every_dataset_with_a_selection_has_its_records_and_the_ring_is_one():
@@ -206,8 +255,9 @@ def test_the_fair_report_is_what_the_command_writes_from_the_stored_records(tmp_
                                                                            dataset):
     protocol = config_from_file(SWEEPS / "tuning.py")
     tuning, evaluation = _records(dataset)
+    probes = fair_report.load_runs(_probes(dataset)) if _probes(dataset) else []
     path = fair_report.write(protocol, fair_report.load_runs(tuning),
-                             fair_report.load_runs(evaluation), str(tmp_path))
+                             fair_report.load_runs(evaluation), str(tmp_path), probes)
     for name in (f"fair_{dataset}.md", f"claims_{dataset}.md"):
         assert (tmp_path / name).read_text() == (ROOT / "docs" / "results" / name).read_text()
     assert Path(path) == tmp_path / f"fair_{dataset}.md"
