@@ -72,6 +72,7 @@ def _data_fields() -> ml_collections.ConfigDict:
     d.data_dir = ""  # tfds data_dir (prepared offline)
     d.split = "train"
     d.image_size = 0  # 0: the dataset's native/default size
+    d.num_workers = 0  # >0: batches computed ahead by this many processes (data/workers.py)
     return d
 
 
@@ -302,8 +303,9 @@ def _validate_data(c: ml_collections.ConfigDict) -> None:
         _require(problem is None, str(problem))
         _require(isinstance(c.data.split, str) and bool(c.data.split),
                  f"data.split must be a non-empty string such as 'train', got {c.data.split!r}")
-    _require(_is_int(c.data.image_size) and c.data.image_size >= 0,
-             f"data.image_size must be a non-negative integer, got {c.data.image_size!r}")
+    for name in ("image_size", "num_workers"):
+        _require(_is_int(c.data[name]) and c.data[name] >= 0,
+                 f"data.{name} must be a non-negative integer, got {c.data[name]!r}")
     _require(c.data.name not in ("ring", "grid") or c.data.image_size == 0,
              f"data.image_size must be 0 for the 2-D dataset {c.data.name!r}, "
              f"got {c.data.image_size!r}")

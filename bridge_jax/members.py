@@ -31,20 +31,26 @@ from jax.sharding import PartitionSpec as P
 from bridge_jax import configuration, schedules, train_state, train_step
 from bridge_jax import data as data_lib
 from bridge_jax import models as models_lib
+from bridge_jax.data.workers import BatchRecipe
 from bridge_jax.parallel import DATA_AXIS, DataParallel
 
 
-def make_dataset(config, *, seed: int | None = None) -> data_lib.Dataset:
-    """The training data stream of ``config`` for this process."""
+def dataset_kwargs(config, *, seed: int | None = None) -> dict:
+    """``data.make_dataset``'s keyword arguments (``name`` included) for the training data
+    stream of ``config`` on this process."""
     d = config.data
     tfds_name = d.tfds_name or None
     image_size = d.image_size or (configuration.TFDS_DEFAULT_IMAGE_SIZE.get(tfds_name)
                                   if d.name == "tfds" else None)
-    return data_lib.make_dataset(
-        d.name, seed=config.seed if seed is None else seed,
-        global_batch_size=int(config.batch_size), process_index=jax.process_index(),
-        process_count=jax.process_count(), tfds_name=tfds_name,
-        data_dir=d.data_dir or None, split=d.split, image_size=image_size)
+    return dict(name=d.name, seed=int(config.seed if seed is None else seed),
+                global_batch_size=int(config.batch_size), process_index=jax.process_index(),
+                process_count=jax.process_count(), tfds_name=tfds_name,
+                data_dir=d.data_dir or None, split=d.split, image_size=image_size)
+
+
+def make_dataset(config, *, seed: int | None = None) -> data_lib.Dataset:
+    """The training data stream of ``config`` for this process."""
+    return data_lib.make_dataset(**dataset_kwargs(config, seed=seed))
 
 
 def build(config, example_shape: tuple[int, ...]):
@@ -166,6 +172,16 @@ class Program:
             return self.dataset.get_batch(step)
         by_seed = {s: d.get_batch(step) for s, d in self._datasets.items()}
         return np.stack([by_seed[int(c.seed)] for c in self.configs])
+
+    def batch_recipe(self) -> BatchRecipe:
+        """What :meth:`get_batch` computes, as a picklable recipe for worker processes
+        (``data.num_workers``)."""
+        seeds = list(self._datasets)  # one stream per seed, as self._datasets holds them
+        streams = tuple(dataset_kwargs(next(c for c in self.configs if int(c.seed) == s))
+                        for s in seeds)
+        if not self.stacked:
+            return BatchRecipe(streams)
+        return BatchRecipe(streams, tuple(seeds.index(int(c.seed)) for c in self.configs))
 
     # ---- host views ----------------------------------------------------------------------
     def _field(self, state, name: str) -> np.ndarray:

@@ -36,6 +36,7 @@ from bridge_jax.report_data import flatten
 RESUMABLE = frozenset({
     "num_steps", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints",
     "num_final_samples", "progress_bar", "nonfinite_policy", "parallel", "data.data_dir",
+    "data.num_workers",
     "critic.learning_rate", "generator.learning_rate",
     "alpha.transition_steps", "critic.lr_decay_steps", "generator.lr_decay_steps",
     "critic.instance_noise_steps",

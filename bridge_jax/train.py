@@ -54,6 +54,7 @@ from bridge_jax import (
     workdir_lock,
 )
 from bridge_jax import train_loop as loop_lib
+from bridge_jax.data import workers as workers_lib
 from bridge_jax.eval_runner import EvalRunner
 from bridge_jax.parallel import DataParallel
 from bridge_jax.reporting import jsonable
@@ -217,7 +218,7 @@ def train_group(group: list[sweeps.Member], workdir: str, parallel: DataParallel
                         raise_on_stop=program.n == 1 and not in_sweep, is_chief=is_chief)
     t0 = time.time()
     with StopSignals() as stop:
-        with data.prefetch(program.get_batch, start_step, num_steps - start_step) as batches:
+        with _batches(program, start_step, num_steps - start_step) as batches:
             state = run.train(state, batches, start_step, stop, t0)
         run.finish_checkpoints(state)  # further SIGTERMs are ignored while this saves
     wall = time.time() - t0
@@ -243,6 +244,16 @@ def _stored_result(program, state, group, summary: dict[str, Any]) -> TrainResul
                if isinstance(v, float) and k not in ("wall_time_s", "total_wall_time_s")}
     return TrainResult(program.global_state(state), metrics, 0, 0.0, False, evals,
                        [m.label for m in group], [m.seed for m in group])
+
+
+def _batches(program, start_step: int, num_steps: int):
+    """The host batches of ``num_steps`` steps from ``start_step``, computed ahead: on one
+    thread, or by ``data.num_workers`` processes (same batches, bitwise)."""
+    workers = int(program.config.data.get("num_workers", 0))
+    if workers > 0:
+        return workers_lib.prefetch_in_processes(program.batch_recipe(), start_step,
+                                                 num_steps, workers)
+    return data.prefetch(program.get_batch, start_step, num_steps)
 
 
 def _refuse_if_nothing_learned(program, state, workdir: str) -> None:

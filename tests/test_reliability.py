@@ -528,6 +528,8 @@ BAD_CONFIGS = [
       "data.data_dir": "<tmp>", "data.split": ""}, "data.split"),
     ({"data.image_size": -1}, "data.image_size"),
     ({"data.image_size": 32}, "data.image_size"),
+    ({"data.num_workers": -1}, "data.num_workers"),
+    ({"data.num_workers": 1.5}, "data.num_workers"),
     ({"model.arch": "resnet"}, "model.arch"),
     ({"model.arch": "dcgan"}, "model.arch"),
     ({"data.name": "mnist"}, "model.arch"),

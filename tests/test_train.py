@@ -275,6 +275,24 @@ def test_pictures_are_drawn_in_order_off_the_loop_and_their_errors_reach_it():
     writer.close()
 
 
+def test_batches_from_worker_processes_train_the_same_state_bitwise(trained, tmp_path,
+                                                                   tfds_dir):
+    """data.num_workers = 2 (a tfds reader in two spawned processes) trains exactly the
+    run that reads its batches in this process, and resumes with another worker count."""
+    _, straight = trained("cifar10")
+    config = _config("cifar10", "tiny", tfds_dir)
+    config.data.num_workers = 2
+    config.num_steps = 3
+    config.alpha.transition_steps = config.generator.lr_decay_steps = 4
+    config.critic.lr_decay_steps = 4
+    workdir = str(tmp_path / "workers")
+    train.train_and_evaluate(config, workdir)
+    config.num_steps, config.data.num_workers = 4, 1
+    resumed = train.train_and_evaluate(config, workdir)
+    a, b = _flat(straight.state), _flat(resumed.state)
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
 def test_resume_in_process_is_bitwise_identical(trained, tmp_path, tfds_dir):
     _, straight = trained("ring")  # 4 steps in one go (transition_steps -1 → 4)
     workdir = str(tmp_path / "resumed")
