@@ -376,3 +376,32 @@ def test_torch_reference_computes_the_jax_losses():
     check = bench.check_losses("mlp2d", 8)
     assert check["ok"] and check["max_rel_diff"] < bench.LOSS_RTOL
     assert len(check["steps"]) == 2
+
+
+def test_input_pipeline_benchmark_reads_its_jpegs_and_computes_headroom(tmp_path):
+    from bridge_jax.benchmarks import input_pipeline
+    from bridge_jax.data import make_dataset
+
+    data_dir = input_pipeline.build_jpeg_dataset(str(tmp_path / "d"), (20, 12), 8)
+    ds = make_dataset(**input_pipeline.stream(data_dir, None, batch=8))
+    rng = np.random.default_rng(0)
+    originals = np.stack([input_pipeline.photo_like(rng, 20, 12) for _ in range(8)]) / 255
+    got = ds.get_batch(0)
+    assert got.shape == (8, 20, 12, 3)
+    # every served example is one of the encoded images, within JPEG's error (it drops
+    # most of the pixel noise, σ = 12/255), and far from the others
+    errors = np.sort(np.abs(got[:, None] - originals[None]).mean(axis=(2, 3, 4)), axis=1)
+    assert errors[:, 0].max() < 0.06 and (errors[:, 1] > 2 * errors[:, 0]).all()
+    errors = np.abs(got[:, None] - originals[None]).mean(axis=(2, 3, 4))
+    assert sorted(errors.argmin(axis=1)) == list(range(8))  # an epoch: each image once
+
+    record = input_pipeline.measure([0, 1], 0.2, 16, cases=(("s", (16, 16), 8, "32x32"),),
+                                    root=str(tmp_path))
+    steps = input_pipeline.yardsticks()
+    assert steps["32x32"] > 0 and {r["workers"] for r in record["rows"]} == {0, 1}
+    for row in record["rows"]:
+        assert row["examples_per_s"] > 0
+        assert row["headroom"] == pytest.approx(row["examples_per_s"] / steps["32x32"])
+        assert row["workers_for_target"] == int(np.ceil(10 * steps["32x32"]
+                                                        / row["per_worker"]))
+    assert "headroom" in input_pipeline.render(record)
