@@ -57,3 +57,21 @@ def test_closing_early_stops_the_workers(png_dir):
     assert not any(p.is_alive() for p in processes)
     with pytest.raises(StopIteration):
         next(prefetcher)
+
+
+def test_a_stacked_programs_recipe_computes_its_batches():
+    from bridge_jax import members
+    from bridge_jax.parallel import DataParallel
+
+    configs = []
+    for seed in (4, 9, 4):
+        config = helpers.load_config("mnist", "tiny")
+        config.seed = seed
+        configs.append(config)
+    program = members.Program(configs, DataParallel("jit"))
+    recipe = program.batch_recipe()
+    assert recipe.member_streams == (0, 1, 0) and [s["seed"] for s in recipe.streams] == [4, 9]
+    np.testing.assert_array_equal(recipe(3), program.get_batch(3))
+    single = members.Program(configs[1:2], DataParallel("jit")).batch_recipe()
+    assert single.member_streams is None
+    np.testing.assert_array_equal(single(3), program.get_batch(3)[1])

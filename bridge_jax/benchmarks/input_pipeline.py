@@ -146,7 +146,15 @@ def measure(worker_counts: list[int], seconds: float, num_examples: int,
                              "workers_for_target": math.ceil(TARGET_HEADROOM * consumes
                                                              / per_worker)})
     return {"batch": BATCH, "num_examples": num_examples, "seconds": seconds,
+            "decoder": decoder(),
             "cpu_count": os.cpu_count(), "load_avg": list(os.getloadavg()), "rows": rows}
+
+
+def decoder() -> str:
+    """The JPEG decoder TFDS uses here: OpenCV when it is installed, else PIL."""
+    import importlib.util
+
+    return "OpenCV" if importlib.util.find_spec("cv2") else "PIL"
 
 
 def render(record: dict) -> str:
@@ -155,7 +163,8 @@ def render(record: dict) -> str:
              f"{r['step_consumes']:,.0f}", f"{r['headroom']:.2f}",
              str(r["workers_for_target"])] for r in record["rows"]]
     head = (f"TFDS JPEG reader, per-host batch {record['batch']}, {record['num_examples']} "
-            f"examples, {record['cpu_count']} CPUs, load avg "
+            f"examples, decoded by {record.get('decoder', 'PIL')}, {record['cpu_count']} CPUs, "
+            "load avg "
             f"{' '.join(f'{v:.1f}' for v in record['load_avg'])}")
     return "\n".join([head, format_table(
         ["case", "workers", "ex/s", "ex/s per worker", "H200 step ex/s", "headroom",
