@@ -3,6 +3,10 @@ as in-process, in step order, with a worker's error raised at its step."""
 
 from __future__ import annotations
 
+import os
+import signal
+import time
+
 import numpy as np
 import pytest
 
@@ -47,12 +51,28 @@ def test_a_workers_error_is_raised_at_its_step_in_one_line(tmp_path):
     assert "\n" not in str(raised.value)
 
 
-def test_closing_early_stops_the_workers(png_dir):
+def _ignores(pid: int, sig: int) -> bool:
+    """Whether process ``pid`` ignores signal ``sig`` (Linux: SigIgn in /proc/PID/status)."""
+    with open(f"/proc/{pid}/status") as f:
+        mask = next(int(line.split()[1], 16) for line in f if line.startswith("SigIgn:"))
+    return bool(mask >> (sig - 1) & 1)
+
+
+def test_workers_outlive_a_preemption_signal_and_stop_when_closed(png_dir):
     prefetcher = workers.prefetch_in_processes(workers.BatchRecipe((_tfds(png_dir),)), 0,
                                                None, num_workers=2)
     step, _ = next(prefetcher)
     processes = list(prefetcher._pool._processes.values())
-    assert step == 0 and processes
+    assert step == 0 and len(processes) == 2
+    deadline = time.monotonic() + 120  # until both have set up (the mask, from /proc)
+    while not all(_ignores(p.pid, signal.SIGTERM) for p in processes):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    for p in processes:  # what a preemption notice to the process group does to them
+        os.kill(p.pid, signal.SIGTERM)
+        os.kill(p.pid, signal.SIGINT)
+    assert [next(prefetcher)[0] for _ in range(6)] == [1, 2, 3, 4, 5, 6]
+    assert all(p.is_alive() for p in processes)
     prefetcher.close()
     assert not any(p.is_alive() for p in processes)
     with pytest.raises(StopIteration):

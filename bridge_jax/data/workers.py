@@ -16,7 +16,9 @@ Which process computes a step changes nothing: a batch stays a pure function of
 run resumes exactly. An exception raised while computing a step (e.g. a DataError) is
 re-raised in the consumer at that step; a worker that dies raises a DataError that says
 so. Workers run JAX on the CPU only (the image resize), so they never claim the
-accelerator the training process holds.
+accelerator the training process holds, and ignore SIGINT and SIGTERM, which the
+trainer handles (a preemption notice sent to the process group must not kill them
+before the trainer has saved).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import multiprocessing
+import signal
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -63,6 +66,10 @@ _worker: dict[str, Any] = {}  # in a worker process: its recipe and readers
 
 
 def _init_worker(recipe: BatchRecipe) -> None:
+    # A preemption notice or Ctrl-C reaches the whole process group; the trainer handles
+    # it (saves, then closes the pool), so its workers must live until then.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     import jax
 
     jax.config.update("jax_platforms", "cpu")
