@@ -44,7 +44,8 @@ peaks, input pipeline), ``torch_comparison`` (the PyTorch reference side), ``sub
 (XLA-flag and multi-device runs), ``sweep_throughput`` and ``torch_members`` (N runs at once),
 ``trainer_overhead``, ``suite`` (:func:`run_benchmark`), ``rendering`` (the text report,
 from the same record as the JSON) and this entry point, which re-exports their public
-names.
+names. ``input_pipeline`` is a command of its own: a TFDS JPEG reader, in-process and with
+worker processes, against an accelerator step's consumption.
 """
 
 from __future__ import annotations
