@@ -220,7 +220,9 @@ def save_scatter(samples: np.ndarray, path: str, centers: np.ndarray | None = No
         ax.set_ylim(-limit, limit)
     ax.set_aspect("equal")
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
+    # Fixed margins, not tight_layout(): it measured a third of this picture's drawing
+    # time (55 of 165 ms), which the training loop shares its cores with.
+    fig.subplots_adjust(left=0.12, right=0.97, bottom=0.08, top=0.93)
     with storage.path(path).open("wb") as f:
         fig.savefig(f, format="png")
     plt.close(fig)
