@@ -1,7 +1,7 @@
 r"""The fair test's report: selection, tuned results, stability, annealing ablation, claims.
 
     python -m bridge_jax.fair_report --protocol configs/sweeps/tuning.py \
-        --tuning runs/tune_ring [--evaluation runs/fair_ring ...] [--out DIR]
+        --tuning runs/tune_ring [--evaluation runs/fair_ring ...] [--probe ...] [--out DIR]
 
 ``--protocol`` is the config file that declares the grid's seeds, the selection rule and
 the success criterion (its ``get_config()`` has ``rule`` and ``success``). The command
@@ -16,7 +16,13 @@ prints each method's selected run (what ``configs/sweeps/fair.py`` must hold); w
   divergence rates and the success rate per learning rate (also the plot);
 - **annealing ablation** and **claims**: paired per-seed differences (α-Bridge minus the
   other) with 95 % t intervals (:mod:`bridge_jax.evaluation.intervals`); a difference is
-  called only when its interval excludes 0.
+  called only when its interval excludes 0;
+- **diagnostic arms** (``--probe WORKDIR ...``, configs/sweeps/probe.py; run after the
+  evaluation and never selected from): their scores, and each minus its method's
+  evaluated run, paired by seed.
+
+The tables of evaluated runs have a non-finite column (members stopped, or updates
+skipped, and when).
 """
 
 from __future__ import annotations
