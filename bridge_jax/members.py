@@ -89,11 +89,17 @@ class Program:
         self.n = len(self.configs)
         self.parallel = parallel
         self.stacked = self.n > 1
-        self._datasets = {}
+        # One data stream per distinct seed; the recipe says which stream each member reads
+        # (the worker processes of data.num_workers compute the same batches from it).
+        by_seed: dict[int, Any] = {}
         for c in self.configs:
-            if int(c.seed) not in self._datasets:
-                self._datasets[int(c.seed)] = make_dataset(c)
-        self.dataset = self._datasets[int(self.config.seed)]
+            by_seed.setdefault(int(c.seed), c)
+        seeds = list(by_seed)
+        self._recipe = BatchRecipe(
+            tuple(dataset_kwargs(c) for c in by_seed.values()),
+            tuple(seeds.index(int(c.seed)) for c in self.configs) if self.stacked else None)
+        self._streams = [make_dataset(c) for c in by_seed.values()]
+        self.dataset = self._streams[0]
         self.example_shape = self.dataset.example_shape
         self.tables = np.stack([alpha_table(c) for c in self.configs])
         self.adaptive = [configuration.adaptive_alpha(c) for c in self.configs]
@@ -168,20 +174,12 @@ class Program:
     def get_batch(self, step: int) -> np.ndarray:
         """This host's batch of ``step``: (B, ...) or, stacked, (N, B, ...) (member m
         reads its own seed's stream)."""
-        if not self.stacked:
-            return self.dataset.get_batch(step)
-        by_seed = {s: d.get_batch(step) for s, d in self._datasets.items()}
-        return np.stack([by_seed[int(c.seed)] for c in self.configs])
+        return self._recipe.batch(self._streams, step)
 
     def batch_recipe(self) -> BatchRecipe:
         """What :meth:`get_batch` computes, as a picklable recipe for worker processes
         (``data.num_workers``)."""
-        seeds = list(self._datasets)  # one stream per seed, as self._datasets holds them
-        streams = tuple(dataset_kwargs(next(c for c in self.configs if int(c.seed) == s))
-                        for s in seeds)
-        if not self.stacked:
-            return BatchRecipe(streams)
-        return BatchRecipe(streams, tuple(seeds.index(int(c.seed)) for c in self.configs))
+        return self._recipe
 
     # ---- host views ----------------------------------------------------------------------
     def _field(self, state, name: str) -> np.ndarray:
