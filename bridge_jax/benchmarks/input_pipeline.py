@@ -28,10 +28,10 @@ import math
 import os
 import sys
 import tempfile
-import time
 
 import numpy as np
 
+from bridge_jax.benchmarks.measurement import examples_per_second
 from bridge_jax.benchmarks.rendering import format_table
 
 # (name, stored image shape, served image size, the model size whose step it feeds)
@@ -106,20 +106,12 @@ def rate(kwargs: dict, workers: int, seconds: float) -> float:
     if workers == 0:
         ds = data.make_dataset(**kwargs)
         ds.get_batch(0)
-        n, t0 = 0, time.perf_counter()
-        while time.perf_counter() - t0 < seconds:
-            ds.get_batch(n + 1)
-            n += 1
-        return n * batch / (time.perf_counter() - t0)
+        return examples_per_second(ds.get_batch, batch, seconds)
     recipe = workers_lib.BatchRecipe((kwargs,))
     with workers_lib.prefetch_in_processes(recipe, 0, None, workers) as batches:
         for _ in range(2 * workers):  # start-up: imports and the readers' first batches
             next(batches)
-        n, t0 = 0, time.perf_counter()
-        while time.perf_counter() - t0 < seconds:
-            next(batches)
-            n += 1
-        return n * batch / (time.perf_counter() - t0)
+        return examples_per_second(lambda _: next(batches), batch, seconds)
 
 
 def yardsticks(path: str = YARDSTICK_FILE) -> dict[str, float]:

@@ -122,8 +122,14 @@ def pipeline_throughput(name: str, batch: int, seconds: float) -> float | None:
         ds.get_batch(0)
     except Exception:
         return None
+    return examples_per_second(ds.get_batch, batch, seconds)
+
+
+def examples_per_second(next_batch: Callable[[int], Any], batch: int,
+                        seconds: float) -> float:
+    """Calls ``next_batch(1)``, ``next_batch(2)``, ... for ``seconds``; examples/s."""
     n, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
-        ds.get_batch(n + 1)
+        next_batch(n + 1)
         n += 1
     return n * batch / (time.perf_counter() - t0)
