@@ -51,10 +51,8 @@ def get_config(arg: str = "grid,lr"):
     if arm == "skip":
         runs = [_with_skip(grid[fair_module.SHIPPED[dataset]])]
     else:  # "lr" (and "tiny": the same arms on the tiny config)
-        selected = fair_module.SELECTED.get(dataset) or {}
-        names = [selected.get(key) or next(n for n in grid if n.startswith(key + "__"))
-                 for key in BRIDGE_METHODS]
-        runs = [_at_other_lr(grid[n], tuning.LEARNING_RATES) for n in names]
+        runs = [_at_other_lr(grid[fair_module.SELECTED[dataset][key]], tuning.LEARNING_RATES)
+                for key in BRIDGE_METHODS]
     fair.sweep.name = f"probe_{dataset}_{arm}"
     fair.sweep.runs = tuple(runs)
     return fair
