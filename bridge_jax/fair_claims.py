@@ -47,9 +47,20 @@ class Comparison:
     verdict: str
 
 
-# (metric, title, scale of the printed value, direction) of the tables and claims
+# (metric, title, scale of the printed value, direction) of the tables and claims: the
+# mixtures' defaults; a protocol may declare its own (``metrics``, ``claim_metrics``).
 METRICS = (("modes_covered_strict", "strict modes", 1.0, "max"),
            ("hq_fraction", "HQ %", 100.0, "max"), ("reverse_kl", "reverse KL", 1.0, "min"))
+# the claims' coverage metric (keeps ML's modes) and quality metric (as sharp)
+CLAIM_METRICS = {"coverage": ("modes_covered", "modes", 1.0, "max"),
+                 "quality": ("hq_fraction", "HQ %", 100.0, "max")}
+
+
+def protocol_metrics(protocol) -> tuple[tuple, dict]:
+    """The protocol's (table metrics, claim metrics), the mixtures' when it declares none."""
+    metrics = tuple(tuple(m) for m in protocol.get("metrics", METRICS))
+    claim = protocol.get("claim_metrics", CLAIM_METRICS)
+    return metrics, {k: tuple(claim[k]) for k in ("coverage", "quality")}
 
 
 def values(run: Run, key: str, scale: float, direction: str = "max") -> np.ndarray:
@@ -81,21 +92,23 @@ def grid_label(run: Run) -> str:
     return run.label.rsplit(" [", 1)[0]
 
 
-def paired(claim: str, bridge: Run, other: Run, key: str, title: str, scale: float, *,
-           no_worse: bool) -> Comparison:
-    """The α-Bridge minus ``other`` on one metric (higher is better), paired by seed."""
-    a, b = values(bridge, key, scale), values(other, key, scale)
+def paired(claim: str, bridge: Run, other: Run, key: str, title: str, scale: float,
+           direction: str = "max", *, no_worse: bool) -> Comparison:
+    """The α-Bridge minus ``other`` on one metric (``direction``: which way is better),
+    paired by seed."""
+    a, b = values(bridge, key, scale, direction), values(other, key, scale, direction)
     if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
         return Comparison(claim, grid_label(other).removeprefix(ABLATION_PREFIX),
                           f"{title}: ∞ in a member", OPEN)
     iv = paired_difference(a, b)
-    direction = direction_of(iv)
+    better = direction_of(iv, direction == "max")
     if no_worse:
-        verdict = FAILS if direction == "worse" else HOLDS
+        verdict = FAILS if better == "worse" else HOLDS
     else:
-        verdict = {"better": HOLDS, "worse": FAILS, None: OPEN}[direction]
+        verdict = {"better": HOLDS, "worse": FAILS, None: OPEN}[better]
     return Comparison(claim, grid_label(other).removeprefix(ABLATION_PREFIX),
-                      f"Δ {title} {fmt_interval(iv, 1)}", verdict)
+                      f"Δ {title} {fmt_interval(iv, 3 if direction == 'min' else 1)}",
+                      verdict)
 
 
 def stability_comparison(mine: selection.Stability, other: selection.Stability
@@ -111,26 +124,30 @@ def stability_comparison(mine: selection.Stability, other: selection.Stability
 
 
 def claims(by_name: dict[str, Run], rows: list[selection.Stability],
-           shipped: Run | None = None) -> list[Comparison]:
+           shipped: Run | None = None, metrics: tuple = METRICS,
+           claim_metrics: dict | None = None) -> list[Comparison]:
     """Every comparison, claim by claim (runs are found by their evaluation names);
-    ``shipped``: the shipped α-Bridge's evaluation run (default: the cosine ``bridge``)."""
+    ``shipped``: the shipped α-Bridge's evaluation run (default: the cosine ``bridge``);
+    ``metrics``: the tables' metrics, whose first two the annealing claim compares;
+    ``claim_metrics``: the coverage and quality metrics (default :data:`CLAIM_METRICS`)."""
+    claim_metrics = claim_metrics or CLAIM_METRICS
     cosine = by_name["bridge"]
     bridge = shipped or cosine
     out = []
     if "vae" in by_name:
-        out.append(paired(KEEPS_MODES, bridge, by_name["vae"], "modes_covered", "modes",
-                          1.0, no_worse=True))
+        out.append(paired(KEEPS_MODES, bridge, by_name["vae"], *claim_metrics["coverage"],
+                          no_worse=True))
     for other in ("nsgan", "adversarial"):
         if other in by_name:
-            out.append(paired(AS_SHARP, bridge, by_name[other], "hq_fraction", "HQ %",
-                              100.0, no_worse=True))
+            out.append(paired(AS_SHARP, bridge, by_name[other], *claim_metrics["quality"],
+                              no_worse=True))
     mine = next((r for r in rows if r.label == grid_label(bridge)), None)
     if mine is not None:
         out += [stability_comparison(mine, r) for r in rows if not is_bridge(r.label)]
     for run in by_name.values():
         if run.label.startswith(ABLATION_PREFIX):
-            out += [paired(ANNEALING, cosine, run, k, t, s, no_worse=False)
-                    for k, t, s, _ in METRICS[:2]]
+            out += [paired(ANNEALING, cosine, run, k, t, s, d, no_worse=False)
+                    for k, t, s, d in metrics[:2]]
     return out
 
 

@@ -39,6 +39,7 @@ from bridge_jax.fair_claims import METRICS, fmt_interval, values
 from bridge_jax.report_data import ReportError, Run, load_workdir, refuse_uris
 
 PROG = "bridge_jax.fair_report"
+DEFAULT_PROTOCOL = "configs/sweeps/tuning.py"
 LR_AXIS = "generator.learning_rate"
 ABLATION_PREFIX = fair_claims.ABLATION_PREFIX
 BRIDGE = "bridge"
@@ -87,13 +88,13 @@ def nonfinite_text(run: Run) -> str:
     return f"{skipped} updates skipped in {len(hit)} seed{'s' * (len(hit) > 1)}{at}"
 
 
-def evaluated_lines(runs: list[Run], criterion) -> list[str]:
+def evaluated_lines(runs: list[Run], criterion, metrics=METRICS) -> list[str]:
     lines = ["| run | seeds | " + " | ".join(f"{t}: mean ± sd [95% CI]"
-                                           for _, t, _, _ in METRICS)
-             + " | success | non-finite |", "|---|---|" + "---|" * len(METRICS) + "---|---|"]
+                                           for _, t, _, _ in metrics)
+             + " | success | non-finite |", "|---|---|" + "---|" * len(metrics) + "---|---|"]
     for run in runs:
         cells = [_interval_or_text(values(run, k, s, d), 3 if d == "min" else 1)
-                 for k, _, s, d in METRICS]
+                 for k, _, s, d in metrics]
         ok = sum(selection.succeeded(m, criterion) for m in run.members)
         lines.append(f"| {run.label} | {len(run.members)} | " + " | ".join(cells)
                      + f" | {ok}/{len(run.members)} | {nonfinite_text(run)} |")
@@ -115,13 +116,13 @@ def stability_lines(rows: list[selection.Stability]) -> list[str]:
     return lines
 
 
-def _paired_cells(run: Run, other: Run, subject: str) -> list[str]:
+def _paired_cells(run: Run, other: Run, subject: str, metrics=METRICS) -> list[str]:
     """``run`` minus ``other`` per seed, for every metric, with a verdict for ``subject``."""
     if [m.seed for m in other.members] != [m.seed for m in run.members]:
         raise ReportError(f"{other.name!r} and {run.name!r} were trained on other "
                           "seeds; a paired comparison needs the same seeds")
     cells = []
-    for key, _, scale, direction in METRICS:
+    for key, _, scale, direction in metrics:
         a, b = values(run, key, scale, direction), values(other, key, scale, direction)
         if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
             cells.append("∞ in a member")
@@ -133,17 +134,18 @@ def _paired_cells(run: Run, other: Run, subject: str) -> list[str]:
     return cells
 
 
-def paired_lines(bridge: Run, others: list[Run]) -> list[str]:
+def paired_lines(bridge: Run, others: list[Run], metrics=METRICS) -> list[str]:
     """α-Bridge minus each other run, per seed, for every metric (seeds must match)."""
-    lines = ["| α-Bridge minus | " + " | ".join(f"Δ {t} (95% CI)" for _, t, _, _ in METRICS)
-             + " |", "|---|" + "---|" * len(METRICS)]
+    lines = ["| α-Bridge minus | " + " | ".join(f"Δ {t} (95% CI)" for _, t, _, _ in metrics)
+             + " |", "|---|" + "---|" * len(metrics)]
     for other in others:
-        lines.append(f"| {other.label} | " + " | ".join(_paired_cells(bridge, other,
-                                                                      "α-Bridge")) + " |")
+        lines.append(f"| {other.label} | " + " | ".join(
+            _paired_cells(bridge, other, "α-Bridge", metrics)) + " |")
     return lines
 
 
-def probe_lines(probes: list[Run], evaluation: list[Run], criterion) -> list[str]:
+def probe_lines(probes: list[Run], evaluation: list[Run], criterion,
+                metrics=METRICS) -> list[str]:
     """The diagnostic arms (configs/sweeps/probe.py): their scores, then each minus the
     evaluated run of its method (the run named by the probe's first name part), per seed."""
     by_name = {r.name: r for r in evaluation}
@@ -153,13 +155,13 @@ def probe_lines(probes: list[Run], evaluation: list[Run], criterion) -> list[str
         if method not in by_name:
             raise ReportError(f"probe run {probe.name!r} has no evaluated run {method!r}")
         pairs.append((probe, by_name[method]))
-    lines = [*evaluated_lines(probes, criterion), "",
+    lines = [*evaluated_lines(probes, criterion, metrics), "",
              "| probe minus the evaluated run | " + " | ".join(
-                 f"Δ {t} (95% CI)" for _, t, _, _ in METRICS) + " |",
-             "|---|" + "---|" * len(METRICS)]
+                 f"Δ {t} (95% CI)" for _, t, _, _ in metrics) + " |",
+             "|---|" + "---|" * len(metrics)]
     for probe, evaluated in pairs:
         lines.append(f"| {probe.label} − {evaluated.label} | "
-                     + " | ".join(_paired_cells(probe, evaluated, "probe")) + " |")
+                     + " | ".join(_paired_cells(probe, evaluated, "probe", metrics)) + " |")
     return lines
 
 
@@ -199,10 +201,13 @@ def _dataset(runs: list[Run]) -> str:
 
 def markdown(protocol, tuning: list[Run], evaluation: list[Run], plot: str,
              rows: list[selection.Stability], comparisons: list[fair_claims.Comparison],
-             chosen: dict, shipped: Run, probes: list[Run] = ()) -> str:
+             chosen: dict, shipped: Run, probes: list[Run] = (),
+             source: str = DEFAULT_PROTOCOL) -> str:
     """fair_<dataset>.md, given the stability rows, the claims' comparisons, the selection
-    (:func:`bridge_jax.selection.select`), the shipped α-Bridge's evaluation run and the
-    diagnostic arms (``probes``, configs/sweeps/probe.py; may be empty)."""
+    (:func:`bridge_jax.selection.select`), the shipped α-Bridge's evaluation run, the
+    diagnostic arms (``probes``, configs/sweeps/probe.py; may be empty) and the protocol's
+    file (``source``)."""
+    metrics, _ = fair_claims.protocol_metrics(protocol)
     rule = selection.check_rule(protocol.rule)
     criterion = selection.check_success(protocol.success)
     dataset = _dataset(tuning + evaluation)
@@ -212,7 +217,7 @@ def markdown(protocol, tuning: list[Run], evaluation: list[Run], plot: str,
     tuning_seeds = _seeds_text(tuning)
     evaluation_seeds = _seeds_text(evaluation)
     lines = [f"# The fair test on {dataset}", "",
-             f"Protocol (declared in `configs/sweeps/tuning.py` before the runs): every "
+             f"Protocol (declared in `{source}` before the runs): every "
              f"method gets {len(next(iter(chosen.values()))[1])} settings; selection seeds "
              f"{tuning_seeds}, evaluation seeds {evaluation_seeds}. "
              f"Rule: {', '.join(f'{d} {n}' for n, d in rule)} (means over the selection "
@@ -220,19 +225,20 @@ def markdown(protocol, tuning: list[Run], evaluation: list[Run], plot: str,
              + ", ".join(f"{n} {op} {b}" for n, op, b in criterion) + ".", "",
              "## Selection (selection seeds)", "", *selection_lines(chosen, rule), "",
              "## Tuned and evaluated (evaluation seeds)", "",
-             *evaluated_lines(methods + ablation, criterion), "",
+             *evaluated_lines(methods + ablation, criterion, metrics), "",
              "## Stability (whole grid × selection seeds)", "", *stability_lines(rows), "",
              f"![success and divergence rates per learning rate]({os.path.basename(plot)})",
              "",
              "## The shipped α-Bridge against every other method (paired by evaluation "
-             "seed)", "", *paired_lines(shipped, [r for r in methods if r is not shipped]), ""]
+             "seed)", "", *paired_lines(shipped, [r for r in methods if r is not shipped], metrics),
+             ""]
     if ablation:
         lines += ["## Annealing ablation (paired by evaluation seed)", "",
-                  *paired_lines(bridge, ablation), ""]
+                  *paired_lines(bridge, ablation, metrics), ""]
     if probes:
         lines += ["## Diagnostic arms (after the evaluation, on its seeds; not selected "
                   "from)", "", PROBE_TEXT, "", *probe_lines(list(probes), evaluation,
-                                                             criterion), ""]
+                                                             criterion, metrics), ""]
     lines = lines[:2] + ["## Claims", "", *fair_claims.detailed_lines(comparisons), "",
                          shipped_line(chosen, rule), ""] + lines[2:]
     return "\n".join(lines)
@@ -280,9 +286,10 @@ def _seeds_text(runs: list[Run]) -> str:
 
 
 def write(protocol, tuning: list[Run], evaluation: list[Run], out: str,
-          probes: list[Run] = ()) -> str:
+          probes: list[Run] = (), source: str = DEFAULT_PROTOCOL) -> str:
     """Writes ``out/fair_<dataset>.md`` and ``out/stability_<dataset>.png`` (with the
-    diagnostic arms ``probes`` when given); returns the markdown's path."""
+    diagnostic arms ``probes`` when given; ``source``: the protocol's file, named in the
+    text); returns the markdown's path."""
     by_name = {r.name: r for r in evaluation}
     if BRIDGE not in by_name:
         raise ReportError(f"no run named {BRIDGE!r} among the evaluation runs")
@@ -290,14 +297,15 @@ def write(protocol, tuning: list[Run], evaluation: list[Run], out: str,
     rule = selection.check_rule(protocol.rule)
     chosen = selection.select(tuning, rule)
     shipped = shipped_evaluation(chosen, rule, evaluation)
-    comparisons = fair_claims.claims(by_name, rows, shipped)
+    comparisons = fair_claims.claims(by_name, rows, shipped,
+                                     *fair_claims.protocol_metrics(protocol))
     os.makedirs(out, exist_ok=True)
     stem = _dataset(tuning + list(probes))
     plot = stability_plot(rows, os.path.join(out, f"stability_{stem}.png"))
     path = os.path.join(out, f"fair_{stem}.md")
     with open(path, "w") as f:
         f.write(markdown(protocol, tuning, evaluation, plot, rows, comparisons, chosen,
-                         shipped, probes))
+                         shipped, probes, source))
     with open(os.path.join(out, f"claims_{stem}.md"), "w") as f:  # quoted by the README
         f.write("\n".join(fair_claims.summary_lines(
             comparisons, stem, f"docs/results/fair_{stem}.md",
@@ -335,7 +343,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{label}: {best.run}")
         if args.evaluation and args.out:
             probes = load_runs(args.probe) if args.probe else []
-            print(write(protocol, tuning, load_runs(args.evaluation), args.out, probes))
+            print(write(protocol, tuning, load_runs(args.evaluation), args.out, probes,
+                        args.protocol))
     except (ReportError, selection.SelectionError, OSError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2

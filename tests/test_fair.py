@@ -54,6 +54,81 @@ def test_the_grid_gives_every_method_the_same_budget_on_disjoint_seeds():
         assert float(m.config.generator.learning_rate) == float(m.config.critic.learning_rate)
 
 
+def test_stacked_mnist_gives_every_method_two_settings_in_two_halves_on_disjoint_seeds():
+    """Every method gets 2 settings on 1 selection seed; the halves that run side by side
+    hold each method's first or second setting and together the whole grid; a setting
+    changes only the declared fields; evaluation seeds avoid the selection seed and the
+    seeds 0–2 on which the experiment's shared settings were chosen."""
+    protocol = config_from_file(SWEEPS / "tuning_stacked_mnist.py")
+    whole = sweeps.expand(config_from_file(SWEEPS / "tune.py", "stacked_mnist"))
+    halves = [sweeps.expand(config_from_file(SWEEPS / "tune.py", f"stacked_mnist,half{i}"))
+              for i in (0, 1)]
+    per_label = {}
+    for m in whole:
+        per_label.setdefault(m.label, set()).add(m.run)
+    assert len(per_label) == 7 and {len(v) for v in per_label.values()} == {2}
+    assert len(whole) == 14 and {m.seed for m in whole} == {100}
+    for half in halves:
+        assert sorted(m.label for m in half) == sorted(per_label)  # one setting per method
+    assert sorted(m.run for h in halves for m in h) == sorted(m.run for m in whole)
+    first, count = protocol.evaluation_seeds
+    evaluation = set(range(first, first + count))
+    assert evaluation == {10, 11, 12} and not evaluation & {100, 0, 1, 2}
+    experiment = config_from_file(SWEEPS / "stacked_mnist.py")
+    declared = {"method", "hybrid_weight", "generator.learning_rate", "critic.learning_rate",
+                "alpha.schedule", "alpha.start", "alpha.end", "alpha.adaptive.target_low",
+                "alpha.adaptive.target_high"}
+    for m in whole:
+        assert m.config.num_steps == experiment.num_steps == 1500
+        assert m.config.critic.gradient_penalty == experiment.critic.gradient_penalty
+        assert set(protocol.runs[[r["name"] for r in protocol.runs].index(m.run)]["set"]
+                   ) <= declared
+
+
+def test_stacked_mnist_claims_read_sharpness_from_fd_where_lower_is_better():
+    """The protocol's own metrics: modes for coverage, FD (lower is better) for sharpness,
+    the first two table metrics (modes, KL) for annealing."""
+    protocol = config_from_file(SWEEPS / "tuning_stacked_mnist.py")
+    metrics, claim_metrics = fair_claims.protocol_metrics(protocol)
+    assert [m[0] for m in metrics] == ["modes_covered", "kl_to_uniform", "fd"]
+
+    def run(name, label, rows):
+        return Run("w", name, label, [Member(
+            group=None, index=i, run=name, label=label, seed=10 + i,
+            config={"nonfinite_policy": "stop", "generator.learning_rate": 2e-4},
+            evals={"modes_covered": modes, "kl_to_uniform": kl, "fd": fd},
+            nonfinite={"count": 0, "first_step": None, "what": None})
+            for i, (modes, kl, fd) in enumerate(rows)])
+
+    bridge = run("bridge", "α-Bridge (cosine 1→α_end) [b]",
+                 [(999, 0.27, 170.0), (998, 0.30, 168.0), (999, 0.28, 175.0)])
+    vae = run("vae", "VAE (α≡1) [v]", [(999, 0.05, 320.0), (998, 0.06, 330.0),
+                                         (1000, 0.05, 310.0)])
+    nsgan = run("nsgan", "NS-GAN [n]", [(600, 2.2, 240.0), (580, 2.3, 250.0),
+                                         (620, 2.1, 245.0)])
+    sharper = run("adversarial", "Adversarial (α≡0) [a]",
+                  [(400, 3.0, 100.0), (420, 3.1, 105.0), (410, 2.9, 98.0)])
+    warm = run("warm_start", "ablation: warm [w]", [(990, 0.40, 200.0), (985, 0.45, 205.0),
+                                                    (992, 0.41, 199.0)])
+    comparisons = fair_claims.claims(
+        {r.name: r for r in (bridge, vae, nsgan, sharper, warm)}, [], None, metrics,
+        claim_metrics)
+    verdicts = {(c.claim, c.against): c for c in comparisons}
+    assert verdicts[(fair_claims.KEEPS_MODES, "VAE (α≡1)")].verdict == "holds"
+    assert verdicts[(fair_claims.AS_SHARP, "NS-GAN")].verdict == "holds"  # FD 171 < 245
+    worse = verdicts[(fair_claims.AS_SHARP, "Adversarial (α≡0)")]
+    assert worse.verdict == "does not hold" and worse.measured.startswith(
+        "Δ FD-MNIST-classifier +70.000 [")
+    annealing = [c for c in comparisons if c.claim == fair_claims.ANNEALING]
+    assert [c.measured.split(" [")[0] for c in annealing] == ["Δ modes +9.7", "Δ KL -0.137"]
+    assert [c.verdict for c in annealing] == ["holds", "holds"]
+    lines = fair_report.evaluated_lines([bridge], selection.check_success(protocol.success),
+                                        metrics)
+    assert "modes: mean ± sd [95% CI] | KL: mean ± sd [95% CI] | FD-MNIST" in lines[0]
+    assert lines[2].startswith("| α-Bridge (cosine 1→α_end) [b] | 3 | 998.7 ± 0.6 [")
+    assert lines[2].endswith("| 3/3 | – |")
+
+
 def test_the_rule_picks_the_most_strict_modes_then_hq_and_counts_divergence_as_worst():
     runs = [_run("a_lr1", "A", [(8, 0.95, 0.01), (6, 0.99, 0.3)]),   # 7 modes
             _run("a_lr2", "A", [(8, 0.80, 0.02), (8, 0.70, 0.02)]),  # 8 modes, low HQ

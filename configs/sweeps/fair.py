@@ -16,19 +16,21 @@ adversarial endpoint alone (constant α = 0); variants that coincide are trained
 
 import pathlib
 
-from bridge_jax.configuration import config_from_file
+from bridge_jax.config_files import load_module
 from bridge_jax.sweeps import constant_alpha
 
 HERE = pathlib.Path(__file__).parent
+TUNE = load_module(HERE / "tune.py")  # each dataset's experiment and declared protocol
 # Parts that run as sweeps side by side on a 2-core machine (the report reads every
 # workdir): ",encoder" / ",no_encoder" (the methods that train an encoder, with the
 # ablation, or the others; the ring's split, uneven: 62 vs 11 min), ",bridge" /
 # ",baselines" (the α-Bridge with its ablation, or every other method) and ",<method>"
 # (that method alone). The grid ran as ",bridge", ",baselines" stopped after its first
-# group (VAE and adaptive α), ",adversarial" and ",no_encoder".
+# group (VAE and adaptive α), ",adversarial" and ",no_encoder". Stacked MNIST (one member
+# costs 15–20 min on a core) runs by method: ",<method>".
 VARIANTS = ("ring", "ring,encoder", "ring,no_encoder", "ring,tiny",
             "grid", "grid,bridge", "grid,baselines", "grid,adversarial", "grid,no_encoder",
-            "grid,tiny")
+            "grid,tiny", "stacked_mnist,tiny")
 ENCODER_METHODS = ("vae", "adversarial", "bridge", "adaptive")
 
 # dataset → method key → the selected grid run (configs/sweeps/tuning.py run names)
@@ -52,7 +54,7 @@ SHIPPED = {"ring": "bridge__lr0.001__end0", "grid": "adaptive__lr0.003__band0.25
 
 def shipped_fields(dataset: str) -> dict:
     """The config fields (name → value) of ``SHIPPED[dataset]``, from the declared grid."""
-    tuning = config_from_file(HERE / "tuning.py")
+    tuning = TUNE.protocol(dataset)
     return dict(next(r for r in tuning.runs if r["name"] == SHIPPED[dataset])["set"])
 
 
@@ -106,9 +108,8 @@ def _methods_of(variant: list[str], all_methods: list[str]) -> list[str]:
 
 def get_config(arg: str = "ring"):
     dataset, *variant = arg.split(",")
-    config = config_from_file(HERE.parent / "mixture.py", dataset + (",tiny" if variant == [
-        "tiny"] else ""))
-    tuning = config_from_file(HERE / "tuning.py")
+    config = TUNE.experiment(dataset, variant == ["tiny"])
+    tuning = TUNE.protocol(dataset)
     grid = {r["name"]: r for r in tuning.runs}
     selected = dict(SELECTED.get(dataset) or {})
     if variant == ["tiny"]:  # the test variant: the first grid point of every method
@@ -133,5 +134,6 @@ def get_config(arg: str = "ring"):
         config.sweep.num_seeds = 2
     else:
         config.eval.every = 0
-        config.num_final_samples = 2500
+        if dataset != "stacked_mnist":
+            config.num_final_samples = 2500
     return config

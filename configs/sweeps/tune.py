@@ -1,15 +1,21 @@
-r"""The fair test's tuning sweep: every method's 4 settings (configs/sweeps/tuning.py) on
-the 3 selection seeds of a 2-D mixture, 84 members in 14 compiled programs.
+r"""The fair test's tuning sweep: every method's settings (the declared grid) on the
+selection seeds, evaluated once after the last step (the rule reads only final scores).
 
     python -m bridge_jax.main --config=configs/sweeps/tune.py:ring --workdir=runs/tune_ring
     python -m bridge_jax.selection runs/tune_ring       # applies the declared rule
 
+- ``:ring`` / ``:grid``: configs/sweeps/tuning.py's 4 settings × 3 selection seeds per
+  method, 84 members in 14 compiled programs. ``:grid,lr0.001`` and ``:grid,lr0.003``
+  hold the grid points of one learning rate each: the two halves of the grid, of equal
+  cost, run as two sweeps side by side on a 2-core machine (the selection reads both
+  workdirs).
+- ``:stacked_mnist``: configs/sweeps/tuning_stacked_mnist.py's 2 settings × 1 selection
+  seed per method on configs/sweeps/stacked_mnist.py's budget, 14 members one program
+  each; ``:stacked_mnist,half0`` / ``,half1`` hold every method's first or second
+  setting, the halves run side by side.
+
 The selected settings go to configs/sweeps/fair.py, which trains them on the evaluation
-seeds. Evaluated once, after the last step (the rule reads only the final scores).
-``:ring,tiny`` is the test variant (one seed of the tiny config). ``:grid,lr0.001`` and
-``:grid,lr0.003`` hold the grid points of one learning rate each: the two halves of the
-grid, of equal cost, run as two sweeps side by side on a 2-core machine (the selection
-reads both workdirs).
+seeds. ``,tiny`` is the test variant (one seed of the tiny config).
 """
 
 import pathlib
@@ -17,23 +23,53 @@ import pathlib
 from bridge_jax.configuration import config_from_file
 
 HERE = pathlib.Path(__file__).parent
-VARIANTS = ("ring", "grid", "ring,tiny", "grid,tiny", "grid,lr0.001", "grid,lr0.003")
+VARIANTS = ("ring", "grid", "ring,tiny", "grid,tiny", "grid,lr0.001", "grid,lr0.003",
+            "stacked_mnist", "stacked_mnist,tiny", "stacked_mnist,half0",
+            "stacked_mnist,half1")
+PROTOCOLS = {"ring": "tuning.py", "grid": "tuning.py",
+             "stacked_mnist": "tuning_stacked_mnist.py"}
+
+
+def experiment(dataset: str, tiny: bool):
+    """The experiment every run of ``dataset``'s protocol starts from."""
+    if dataset == "stacked_mnist":
+        return config_from_file(HERE / "stacked_mnist.py", "tiny" if tiny else None)
+    return config_from_file(HERE.parent / "mixture.py", dataset + (",tiny" if tiny else ""))
+
+
+def protocol(dataset: str):
+    """``dataset``'s declared protocol (grid, seeds, rule, success)."""
+    return config_from_file(HERE / PROTOCOLS[dataset])
+
+
+def _part(runs, part: str):
+    """The grid points of one part: ``lr<value>`` (that learning rate) or ``half<i>``
+    (every method's i-th setting, in declared order)."""
+    if part.startswith("lr"):
+        return tuple(r for r in runs if f"__{part}__" in r["name"])
+    index, seen = int(part[len("half"):]), {}
+    picked = []
+    for run in runs:
+        key = run["name"].split("__")[0]
+        if seen.get(key, 0) == index:
+            picked.append(run)
+        seen[key] = seen.get(key, 0) + 1
+    return tuple(picked)
 
 
 def get_config(arg: str = "ring"):
     dataset, *variant = arg.split(",")
-    split = bool(variant) and variant[0].startswith("lr")
-    config = config_from_file(HERE.parent / "mixture.py", dataset if split else arg)
-    tuning = config_from_file(HERE / "tuning.py")
-    config.sweep.name = "_".join(["tune", dataset, *(variant if split else [])])
+    tiny = variant == ["tiny"]
+    config = experiment(dataset, tiny)
+    tuning = protocol(dataset)
+    config.sweep.name = "_".join(["tune", dataset, *([] if tiny else variant)])
     config.seed, config.sweep.num_seeds = tuning.selection_seeds
-    config.sweep.runs = tuning.runs
-    if split:
-        config.sweep.runs = tuple(r for r in tuning.runs if f"__{variant[0]}__" in r["name"])
+    config.sweep.runs = _part(tuning.runs, variant[0]) if variant and not tiny else tuning.runs
     config.sample_every = config.num_steps
-    if not variant or split:
-        config.eval.every = 0
-        config.num_final_samples = 2500
-    else:
+    if tiny:
         config.sweep.num_seeds = 1
+    else:
+        config.eval.every = 0
+        if dataset != "stacked_mnist":
+            config.num_final_samples = 2500
     return config
