@@ -4,10 +4,11 @@ r"""The fair test's report: selection, tuned results, stability, annealing ablat
         --tuning runs/tune_ring [--evaluation runs/fair_ring ...] [--probe ...] [--out DIR]
 
 ``--protocol`` is the config file that declares the grid's seeds, the selection rule and
-the success criterion (its ``get_config()`` has ``rule`` and ``success``). The command
-prints each method's selected run (what ``configs/sweeps/fair.py`` must hold); with
-``--evaluation`` and ``--out`` it also writes ``DIR/fair_<dataset>.md`` and
-``DIR/stability_<dataset>.png`` from the stored records:
+the success criterion (its ``get_config()`` has ``rule`` and ``success``, and may name the
+tables' ``metrics`` and the claims' ``claim_metrics``; the mixtures' by default). The
+command prints each method's selected run (what ``configs/sweeps/fair.py`` must hold);
+with ``--out`` it also writes ``DIR/fair_<dataset>.md`` and ``DIR/stability_<dataset>.png``
+from the stored records (without ``--evaluation``: the selection and stability only):
 
 - **selection**: every setting's mean scores on the selection seeds, the selected marked;
 - **tuned and evaluated**: each method's selected setting on the evaluation seeds, mean ±
@@ -214,21 +215,13 @@ def markdown(protocol, tuning: list[Run], evaluation: list[Run], plot: str,
     bridge = next(r for r in evaluation if r.name == BRIDGE)
     methods = [r for r in evaluation if not r.label.startswith(ABLATION_PREFIX)]
     ablation = [r for r in evaluation if r.label.startswith(ABLATION_PREFIX)]
-    tuning_seeds = _seeds_text(tuning)
-    evaluation_seeds = _seeds_text(evaluation)
     lines = [f"# The fair test on {dataset}", "",
-             f"Protocol (declared in `{source}` before the runs): every "
-             f"method gets {len(next(iter(chosen.values()))[1])} settings; selection seeds "
-             f"{tuning_seeds}, evaluation seeds {evaluation_seeds}. "
-             f"Rule: {', '.join(f'{d} {n}' for n, d in rule)} (means over the selection "
-             "seeds; a diverged member scores 0 / 0 / ∞). Success: "
-             + ", ".join(f"{n} {op} {b}" for n, op, b in criterion) + ".", "",
+             protocol_text(source, chosen, rule, criterion, _seeds_text(tuning),
+                           _seeds_text(evaluation)), "",
              "## Selection (selection seeds)", "", *selection_lines(chosen, rule), "",
              "## Tuned and evaluated (evaluation seeds)", "",
              *evaluated_lines(methods + ablation, criterion, metrics), "",
-             "## Stability (whole grid × selection seeds)", "", *stability_lines(rows), "",
-             f"![success and divergence rates per learning rate]({os.path.basename(plot)})",
-             "",
+             *_stability_section(rows, plot),
              "## The shipped α-Bridge against every other method (paired by evaluation "
              "seed)", "", *paired_lines(shipped, [r for r in methods if r is not shipped], metrics),
              ""]
@@ -241,6 +234,45 @@ def markdown(protocol, tuning: list[Run], evaluation: list[Run], plot: str,
                                                              criterion, metrics), ""]
     lines = lines[:2] + ["## Claims", "", *fair_claims.detailed_lines(comparisons), "",
                          shipped_line(chosen, rule), ""] + lines[2:]
+    return "\n".join(lines)
+
+
+def protocol_text(source: str, chosen: dict, rule, criterion, tuning_seeds: str,
+                  evaluation_seeds: str) -> str:
+    """The paragraph that states the declared protocol."""
+    worst = " / ".join("0" if d == "max" else "∞" for _, d in rule)
+    return (f"Protocol (declared in `{source}` before the runs): every method gets "
+            f"{len(next(iter(chosen.values()))[1])} settings; selection seeds {tuning_seeds}, "
+            f"evaluation seeds {evaluation_seeds}. Rule: "
+            f"{', '.join(f'{d} {n}' for n, d in rule)} (means over the selection seeds; a "
+            f"diverged member scores {worst}). Success: "
+            + ", ".join(f"{n} {op} {b}" for n, op, b in criterion) + ".")
+
+
+def _stability_section(rows: list[selection.Stability], plot: str) -> list[str]:
+    return ["## Stability (whole grid × selection seeds)", "", *stability_lines(rows), "",
+            f"![success and divergence rates per learning rate]({os.path.basename(plot)})",
+            ""]
+
+
+def tuning_markdown(protocol, tuning: list[Run], plot: str, rows: list[selection.Stability],
+                    chosen: dict, source: str = DEFAULT_PROTOCOL) -> str:
+    """fair_<dataset>.md before the evaluation sweep has run: the protocol, the selection
+    and the stability over the grid."""
+    rule = selection.check_rule(protocol.rule)
+    criterion = selection.check_success(protocol.success)
+    first, count = protocol.evaluation_seeds
+    declared = ", ".join(map(str, range(first, first + count)))
+    dataset = _dataset(tuning)
+    lines = [f"# The fair test on {dataset}", "",
+             protocol_text(source, chosen, rule, criterion, _seeds_text(tuning),
+                           f"{declared} (declared)"), "",
+             "**The evaluation has not run yet**: this page holds the selection and the "
+             "stability over the grid. `configs/sweeps/fair.py` trains each method's "
+             "selected setting on the evaluation seeds; no claim is measured until then.",
+             "", shipped_line(chosen, rule), "",
+             "## Selection (selection seeds)", "", *selection_lines(chosen, rule), "",
+             *_stability_section(rows, plot)]
     return "\n".join(lines)
 
 
@@ -289,13 +321,22 @@ def write(protocol, tuning: list[Run], evaluation: list[Run], out: str,
           probes: list[Run] = (), source: str = DEFAULT_PROTOCOL) -> str:
     """Writes ``out/fair_<dataset>.md`` and ``out/stability_<dataset>.png`` (with the
     diagnostic arms ``probes`` when given; ``source``: the protocol's file, named in the
-    text); returns the markdown's path."""
+    text); returns the markdown's path. Without ``evaluation`` runs the page holds the
+    selection and the stability only (:func:`tuning_markdown`)."""
     by_name = {r.name: r for r in evaluation}
-    if BRIDGE not in by_name:
+    if evaluation and BRIDGE not in by_name:
         raise ReportError(f"no run named {BRIDGE!r} among the evaluation runs")
     rows = selection.stability(tuning, selection.check_success(protocol.success), LR_AXIS)
     rule = selection.check_rule(protocol.rule)
     chosen = selection.select(tuning, rule)
+    if not evaluation:
+        os.makedirs(out, exist_ok=True)
+        stem = _dataset(tuning)
+        plot = stability_plot(rows, os.path.join(out, f"stability_{stem}.png"))
+        path = os.path.join(out, f"fair_{stem}.md")
+        with open(path, "w") as f:
+            f.write(tuning_markdown(protocol, tuning, plot, rows, chosen, source))
+        return path
     shipped = shipped_evaluation(chosen, rule, evaluation)
     comparisons = fair_claims.claims(by_name, rows, shipped,
                                      *fair_claims.protocol_metrics(protocol))
@@ -341,10 +382,10 @@ def main(argv: list[str] | None = None) -> int:
         chosen = selection.select(tuning, selection.check_rule(protocol.rule))
         for label, (best, _) in chosen.items():
             print(f"{label}: {best.run}")
-        if args.evaluation and args.out:
+        if args.out:
             probes = load_runs(args.probe) if args.probe else []
-            print(write(protocol, tuning, load_runs(args.evaluation), args.out, probes,
-                        args.protocol))
+            evaluation = load_runs(args.evaluation) if args.evaluation else []
+            print(write(protocol, tuning, evaluation, args.out, probes, args.protocol))
     except (ReportError, selection.SelectionError, OSError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
