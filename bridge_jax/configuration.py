@@ -1,11 +1,9 @@
 """The experiment config: defaults, methods, and validation before any compile.
 
 Configs are ``ml_collections.ConfigDict`` objects. ``configs/*.py`` start from
-:func:`base_config` and override fields; ``--config.x.y=...`` flags override
-them again. :func:`validate_config` checks every field with one clear message
-per problem, so a typo or an impossible setting fails in a second, not after a
-compile or hours of training.
-
+:func:`base_config` and override fields; ``--config.x.y=...`` flags override them again.
+:func:`validate_config` checks every field with one clear message per problem, so a typo
+or an impossible setting fails in a second, not after a compile or hours of training.
 What each method is (critic input, encoder, α, objective) is defined once, in
 :mod:`bridge_jax.methods`.
 """

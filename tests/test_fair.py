@@ -259,6 +259,29 @@ def test_probe_arms_change_only_the_learning_rate_or_the_nonfinite_policy():
     assert lr_arm.num_steps == fair.num_steps and lr_arm.eval.to_dict() == fair.eval.to_dict()
 
 
+@pytest.mark.parametrize("dataset", ["ring", "grid"])
+def test_the_noise_arms_replace_r1_by_instance_noise_and_change_nothing_else(dataset):
+    """Every regularised method (the shipped α-Bridge, f-GAN, NS-GAN) gets the same two
+    σ₀ on the selection seeds, each its selected setting with R1 off and σ falling to 0
+    at the last step; nothing is selected from the evaluation seeds."""
+    module = load_module(SWEEPS / "regularisers.py")
+    config = config_from_file(SWEEPS / "regularisers.py", f"{dataset},tune")
+    protocol = config_from_file(SWEEPS / "tuning.py")
+    grid = {r["name"]: r["set"] for r in protocol.runs}
+    chosen = module.methods(dataset)
+    assert sorted(chosen) == sorted([FAIR_SWEEP.SHIPPED[dataset].split("__")[0], "fgan",
+                                     "nsgan"])
+    assert (config.seed, config.sweep.num_seeds) == tuple(protocol.selection_seeds)
+    assert len(config.sweep.runs) == 2 * len(chosen)
+    for run in config.sweep.runs:
+        key, noise = run["name"].split("__")
+        selected = grid[chosen[key]]
+        assert run["set"] == {**selected, "critic.gradient_penalty": 0.0,
+                              "critic.instance_noise": float(noise[len("noise"):]),
+                              "critic.instance_noise_steps": -1}
+    assert {r["set"]["critic.instance_noise"] for r in config.sweep.runs} == {0.1, 0.5}
+
+
 def test_probe_lines_pair_each_arm_with_its_methods_evaluated_run():
     evaluated = _run("bridge", "α-Bridge [bridge__lr0.003__end0]",
                      [(8, 0.80, 0.1), (0, 0.0, 0.0), (8, 0.90, 0.1)])
