@@ -18,6 +18,9 @@ from the stored records (without ``--evaluation``: the selection and stability o
 - **annealing ablation** and **claims**: paired per-seed differences (α-Bridge minus the
   other) with 95 % t intervals (:mod:`bridge_jax.evaluation.intervals`); a difference is
   called only when its interval excludes 0;
+- **instance noise in place of R1** (``--noise-tuning WORKDIR ... [--noise WORKDIR ...]``,
+  configs/sweeps/regularisers.py): σ₀ selected per method on the selection seeds, and the
+  selected σ₀ minus its method's evaluated run, paired by evaluation seed;
 - **diagnostic arms** (``--probe WORKDIR ...``, configs/sweeps/probe.py; run after the
   evaluation and never selected from): their scores, and each minus its method's
   evaluated run, paired by seed.
@@ -44,6 +47,11 @@ DEFAULT_PROTOCOL = "configs/sweeps/tuning.py"
 LR_AXIS = "generator.learning_rate"
 ABLATION_PREFIX = fair_claims.ABLATION_PREFIX
 BRIDGE = "bridge"
+NOISE_TEXT = ("Each regularised method's selected setting with R1 off and instance noise "
+              "on both sides of the critic, σ₀ falling linearly to 0 at the last step "
+              "(`configs/sweeps/regularisers.py`, declared before its runs): the same two "
+              "σ₀ for every method, selected by the rule on the selection seeds, and never "
+              "a change to the selection above or to the shipped configs.")
 PROBE_TEXT = ("Run after the evaluation to explain it (`configs/sweeps/probe.py`): they "
               "change neither the selection nor the shipped configs. A probe is compared "
               "with the evaluated run of the same method, paired by seed.")
@@ -146,9 +154,10 @@ def paired_lines(bridge: Run, others: list[Run], metrics=METRICS) -> list[str]:
 
 
 def probe_lines(probes: list[Run], evaluation: list[Run], criterion,
-                metrics=METRICS) -> list[str]:
+                metrics=METRICS, subject: str = "probe") -> list[str]:
     """The diagnostic arms (configs/sweeps/probe.py): their scores, then each minus the
-    evaluated run of its method (the run named by the probe's first name part), per seed."""
+    evaluated run of its method (the run named by the probe's first name part), per seed;
+    ``subject`` names the arms in the paired table's verdicts."""
     by_name = {r.name: r for r in evaluation}
     pairs = []
     for probe in probes:
@@ -157,12 +166,25 @@ def probe_lines(probes: list[Run], evaluation: list[Run], criterion,
             raise ReportError(f"probe run {probe.name!r} has no evaluated run {method!r}")
         pairs.append((probe, by_name[method]))
     lines = [*evaluated_lines(probes, criterion, metrics), "",
-             "| probe minus the evaluated run | " + " | ".join(
+             f"| {subject} minus the evaluated run | " + " | ".join(
                  f"Δ {t} (95% CI)" for _, t, _, _ in metrics) + " |",
              "|---|" + "---|" * len(metrics)]
     for probe, evaluated in pairs:
         lines.append(f"| {probe.label} − {evaluated.label} | "
-                     + " | ".join(_paired_cells(probe, evaluated, "probe", metrics)) + " |")
+                     + " | ".join(_paired_cells(probe, evaluated, subject, metrics)) + " |")
+    return lines
+
+
+def noise_lines(noise_tuning: list[Run], noise: list[Run], evaluation: list[Run], rule,
+                criterion, metrics=METRICS) -> list[str]:
+    """The instance-noise arms (configs/sweeps/regularisers.py): σ₀ selected per method on
+    the selection seeds, then the selected σ₀ on the evaluation seeds minus the method's
+    evaluated (R1) run, per seed."""
+    lines = [NOISE_TEXT, "", "Selection of σ₀ (selection seeds):", "",
+             *selection_lines(selection.select(noise_tuning, rule), rule), ""]
+    if noise:
+        lines += ["The selected σ₀ on the evaluation seeds:", "",
+                  *probe_lines(noise, evaluation, criterion, metrics, "noise"), ""]
     return lines
 
 
@@ -203,11 +225,13 @@ def _dataset(runs: list[Run]) -> str:
 def markdown(protocol, tuning: list[Run], evaluation: list[Run], plot: str,
              rows: list[selection.Stability], comparisons: list[fair_claims.Comparison],
              chosen: dict, shipped: Run, probes: list[Run] = (),
-             source: str = DEFAULT_PROTOCOL) -> str:
+             source: str = DEFAULT_PROTOCOL, *, noise_tuning: list[Run] = (),
+             noise: list[Run] = ()) -> str:
     """fair_<dataset>.md, given the stability rows, the claims' comparisons, the selection
     (:func:`bridge_jax.selection.select`), the shipped α-Bridge's evaluation run, the
-    diagnostic arms (``probes``, configs/sweeps/probe.py; may be empty) and the protocol's
-    file (``source``)."""
+    diagnostic arms (``probes``, configs/sweeps/probe.py; may be empty), the protocol's
+    file (``source``) and the instance-noise arms (``noise_tuning``, ``noise``;
+    configs/sweeps/regularisers.py; may be empty)."""
     metrics, _ = fair_claims.protocol_metrics(protocol)
     rule = selection.check_rule(protocol.rule)
     criterion = selection.check_success(protocol.success)
@@ -228,6 +252,10 @@ def markdown(protocol, tuning: list[Run], evaluation: list[Run], plot: str,
     if ablation:
         lines += ["## Annealing ablation (paired by evaluation seed)", "",
                   *paired_lines(bridge, ablation, metrics), ""]
+    if noise_tuning:
+        lines += ["## Instance noise in place of R1", "",
+                  *noise_lines(list(noise_tuning), list(noise), evaluation, rule, criterion,
+                               metrics)]
     if probes:
         lines += ["## Diagnostic arms (after the evaluation, on its seeds; not selected "
                   "from)", "", PROBE_TEXT, "", *probe_lines(list(probes), evaluation,
@@ -318,11 +346,13 @@ def _seeds_text(runs: list[Run]) -> str:
 
 
 def write(protocol, tuning: list[Run], evaluation: list[Run], out: str,
-          probes: list[Run] = (), source: str = DEFAULT_PROTOCOL) -> str:
+          probes: list[Run] = (), source: str = DEFAULT_PROTOCOL, *,
+          noise_tuning: list[Run] = (), noise: list[Run] = ()) -> str:
     """Writes ``out/fair_<dataset>.md`` and ``out/stability_<dataset>.png`` (with the
-    diagnostic arms ``probes`` when given; ``source``: the protocol's file, named in the
-    text); returns the markdown's path. Without ``evaluation`` runs the page holds the
-    selection and the stability only (:func:`tuning_markdown`)."""
+    diagnostic arms ``probes`` and the instance-noise arms ``noise_tuning``, ``noise`` when
+    given; ``source``: the protocol's file, named in the text); returns the markdown's
+    path. Without ``evaluation`` runs the page holds the selection and the stability only
+    (:func:`tuning_markdown`)."""
     by_name = {r.name: r for r in evaluation}
     if evaluation and BRIDGE not in by_name:
         raise ReportError(f"no run named {BRIDGE!r} among the evaluation runs")
@@ -341,12 +371,13 @@ def write(protocol, tuning: list[Run], evaluation: list[Run], out: str,
     comparisons = fair_claims.claims(by_name, rows, shipped,
                                      *fair_claims.protocol_metrics(protocol))
     os.makedirs(out, exist_ok=True)
-    stem = _dataset(tuning + list(probes))
+    stem = _dataset(tuning + list(probes) + list(noise_tuning) + list(noise))
     plot = stability_plot(rows, os.path.join(out, f"stability_{stem}.png"))
     path = os.path.join(out, f"fair_{stem}.md")
     with open(path, "w") as f:
         f.write(markdown(protocol, tuning, evaluation, plot, rows, comparisons, chosen,
-                         shipped, probes, source))
+                         shipped, probes, source, noise_tuning=noise_tuning,
+                         noise=noise))
     with open(os.path.join(out, f"claims_{stem}.md"), "w") as f:  # quoted by the README
         f.write("\n".join(fair_claims.summary_lines(
             comparisons, stem, f"docs/results/fair_{stem}.md",
@@ -368,10 +399,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--evaluation", nargs="*", default=[], metavar="WORKDIR")
     parser.add_argument("--probe", nargs="*", default=[], metavar="WORKDIR",
                         help="diagnostic arms' workdirs (configs/sweeps/probe.py)")
+    parser.add_argument("--noise-tuning", nargs="*", default=[], metavar="WORKDIR",
+                        help="instance-noise arms on the selection seeds "
+                             "(configs/sweeps/regularisers.py :<dataset>,tune)")
+    parser.add_argument("--noise", nargs="*", default=[], metavar="WORKDIR",
+                        help="their selected σ₀ on the evaluation seeds (:<dataset>,evaluate)")
     parser.add_argument("--out", default="", metavar="DIR")
     args = parser.parse_args(argv)
     try:
-        refuse_uris(*args.tuning, *args.evaluation, *args.probe, args.out)
+        refuse_uris(*args.tuning, *args.evaluation, *args.probe, *args.noise_tuning,
+                    *args.noise, args.out)
         from bridge_jax.configuration import ConfigError, config_from_file
 
         try:
@@ -385,7 +422,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.out:
             probes = load_runs(args.probe) if args.probe else []
             evaluation = load_runs(args.evaluation) if args.evaluation else []
-            print(write(protocol, tuning, evaluation, args.out, probes, args.protocol))
+            print(write(protocol, tuning, evaluation, args.out, probes, args.protocol,
+                        noise_tuning=load_runs(args.noise_tuning) if args.noise_tuning else [],
+                        noise=load_runs(args.noise) if args.noise else []))
     except (ReportError, selection.SelectionError, OSError) as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2

@@ -282,6 +282,21 @@ def test_the_noise_arms_replace_r1_by_instance_noise_and_change_nothing_else(dat
     assert {r["set"]["critic.instance_noise"] for r in config.sweep.runs} == {0.1, 0.5}
 
 
+def test_noise_lines_select_sigma_on_selection_seeds_and_pair_it_with_the_r1_run():
+    tuning = [_run("nsgan__noise0.1", "NS-GAN + noise", [(8, 0.90, 0.01)] * 3),
+              _run("nsgan__noise0.5", "NS-GAN + noise", [(8, 0.95, 0.01)] * 3)]
+    evaluated = _run("nsgan", "NS-GAN [n]", [(8, 0.90, 0.02), (8, 0.92, 0.02)])
+    noise = _run("nsgan__noise0.5", "NS-GAN + noise σ₀=0.5", [(8, 0.95, 0.01),
+                                                             (8, 0.96, 0.01)])
+    lines = fair_report.noise_lines(tuning, [noise], [evaluated], RULE, SUCCESS)
+    assert "| NS-GAN + noise | `nsgan__noise0.5` | 8 | 0.95 | 0.01 | 0/3 | **selected** |" \
+        in lines
+    row = next(line for line in lines if line.startswith("| NS-GAN + noise σ₀=0.5 − "))
+    # per seed +5 and +4 points of HQ: mean +4.5, t interval with 1 degree of freedom
+    assert "| +4.5 [-1.9, +10.9] — not separated |" in row
+    assert "noise minus the evaluated run" in "".join(lines)
+
+
 def test_probe_lines_pair_each_arm_with_its_methods_evaluated_run():
     evaluated = _run("bridge", "α-Bridge [bridge__lr0.003__end0]",
                      [(8, 0.80, 0.1), (0, 0.0, 0.0), (8, 0.90, 0.1)])
