@@ -350,6 +350,31 @@ def _probes(dataset: str) -> list[str]:
     return sorted(str(p) for p in FAIR.glob(f"probe_{dataset}_*"))
 
 
+def _noise_records(dataset: str) -> tuple[list[Run], list[Run]]:
+    """The stored instance-noise arms of ``dataset`` (configs/sweeps/regularisers.py): the
+    σ₀ tuning runs and the selected σ₀'s evaluation runs, maybe none."""
+    tuning, evaluation = FAIR / f"noise_tune_{dataset}", FAIR / f"noise_{dataset}"
+    return ([] if not tuning.exists() else fair_report.load_runs([str(tuning)]),
+            [] if not evaluation.exists() else fair_report.load_runs([str(evaluation)]))
+
+
+NOISE_SWEEP = load_module(SWEEPS / "regularisers.py")  # SELECTED_NOISE
+
+
+@pytest.mark.parametrize("dataset", sorted(NOISE_SWEEP.SELECTED_NOISE))
+def test_the_stored_noise_records_select_what_the_evaluate_arm_trains(dataset):
+    assert "ring" in NOISE_SWEEP.SELECTED_NOISE
+    module = NOISE_SWEEP
+    tuning, _ = _noise_records(dataset)
+    protocol = _protocol(dataset)
+    chosen = selection.select(tuning, selection.check_rule(protocol.rule))
+    assert {best.run.split("__")[0]: best.run for best, _ in chosen.values()} == \
+        module.SELECTED_NOISE[dataset]
+    trained = config_from_file(SWEEPS / "regularisers.py", f"{dataset},evaluate")
+    assert sorted(r["name"] for r in trained.sweep.runs) == sorted(
+        module.SELECTED_NOISE[dataset].values())
+
+
 def test_every_dataset_with_a_selection_has_its_records_and_the_ring_is_one():
     assert "ring" in SELECTED_DATASETS and {"ring", "grid"} <= set(EVALUATED_DATASETS)
     for dataset in SELECTED_DATASETS:
@@ -378,10 +403,12 @@ def test_the_fair_report_is_what_the_command_writes_from_the_stored_records(tmp_
     protocol = _protocol(dataset)
     tuning, evaluation = _records(dataset)
     probes = fair_report.load_runs(_probes(dataset)) if _probes(dataset) else []
+    noise_tuning, noise = _noise_records(dataset)
     path = fair_report.write(protocol, fair_report.load_runs(tuning),
                              fair_report.load_runs(evaluation) if evaluation else [],
                              str(tmp_path), probes,
-                             f"configs/sweeps/{FAIR_SWEEP.TUNE.PROTOCOLS[dataset]}")
+                             f"configs/sweeps/{FAIR_SWEEP.TUNE.PROTOCOLS[dataset]}",
+                             noise_tuning=noise_tuning, noise=noise)
     names = [f"fair_{dataset}.md"] + ([f"claims_{dataset}.md"] if evaluation else [])
     for name in names:
         assert (tmp_path / name).read_text() == (ROOT / "docs" / "results" / name).read_text()
