@@ -27,7 +27,7 @@ TUNE = load_module(HERE / "tune.py")  # each dataset's experiment and declared p
 # ",baselines" (the α-Bridge with its ablation, or every other method) and ",<method>"
 # (that method alone). The grid ran as ",bridge", ",baselines" stopped after its first
 # group (VAE and adaptive α), ",adversarial" and ",no_encoder". Stacked MNIST (one member
-# costs 15–20 min on a core) runs by method: ",<method>".
+# costs 25–31 min on a core of the 2-core machine) will run by method: ",<method>".
 VARIANTS = ("ring", "ring,encoder", "ring,no_encoder", "ring,tiny",
             "grid", "grid,bridge", "grid,baselines", "grid,adversarial", "grid,no_encoder",
             "grid,tiny", "stacked_mnist,tiny")
