@@ -27,10 +27,8 @@ TUNE = load_module(HERE / "tune.py")  # each dataset's experiment and declared p
 # ",baselines" (the α-Bridge with its ablation, or every other method) and ",<method>"
 # (that method alone). The grid ran as ",bridge", ",baselines" stopped after its first
 # group (VAE and adaptive α), ",adversarial" and ",no_encoder". Stacked MNIST (one member
-# costs 25–31 min on a core of the 2-core machine) will run by method: ",<method>".
-VARIANTS = ("ring", "ring,encoder", "ring,no_encoder", "ring,tiny",
-            "grid", "grid,bridge", "grid,baselines", "grid,adversarial", "grid,no_encoder",
-            "grid,tiny", "stacked_mnist,tiny")
+# costs 25–31 min on a core of the 2-core machine) will run by method: ",<method>"
+# (VARIANTS, below SELECTED, lists them once its selection exists).
 ENCODER_METHODS = ("vae", "adversarial", "bridge", "adaptive")
 
 # dataset → method key → the selected grid run (configs/sweeps/tuning.py run names)
@@ -50,6 +48,12 @@ SELECTED = {
 # setting" (of the α-Bridge methods' selected settings, the better one under the rule on
 # the selection seeds); a test checks it against the stored tuning records.
 SHIPPED = {"ring": "bridge__lr0.001__end0", "grid": "adaptive__lr0.003__band0.25-0.5"}
+VARIANTS = ("ring", "ring,encoder", "ring,no_encoder", "ring,tiny",
+            "grid", "grid,bridge", "grid,baselines", "grid,adversarial", "grid,no_encoder",
+            "grid,tiny", "stacked_mnist,tiny",
+            *(f"stacked_mnist{part}" for part in (
+                ["", *(f",{m}" for m in SELECTED["stacked_mnist"])]
+                if "stacked_mnist" in SELECTED else [])))
 
 
 def shipped_fields(dataset: str) -> dict:
