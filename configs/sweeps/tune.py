@@ -2,7 +2,8 @@ r"""The fair test's tuning sweep: every method's settings (the declared grid) on
 selection seeds, evaluated once after the last step (the rule reads only final scores).
 
     python -m bridge_jax.main --config=configs/sweeps/tune.py:ring --workdir=runs/tune_ring
-    python -m bridge_jax.selection runs/tune_ring       # applies the declared rule
+    python -m bridge_jax.fair_report --protocol configs/sweeps/tuning.py \
+        --tuning runs/tune_ring                         # applies the declared rule
 
 - ``:ring`` / ``:grid``: configs/sweeps/tuning.py's 4 settings × 3 selection seeds per
   method, 84 members in 14 compiled programs. ``:grid,lr0.001`` and ``:grid,lr0.003``
