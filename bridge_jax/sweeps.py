@@ -64,6 +64,16 @@ def constant_alpha(alpha: float) -> dict[str, Any]:
     return {"alpha.schedule": "constant", "alpha.start": alpha, "alpha.end": alpha}
 
 
+def grid_run(key: str, label: str, lr: float, knob: str, fields: dict[str, Any]
+             ) -> dict[str, Any]:
+    """One setting of a method in the fair test's declared grid as a sweep run: the
+    method's ``fields`` with ``lr`` for both players, named ``<key>__lr<lr>__<knob>``
+    (``<key>__lr<lr>`` without a knob). The part before the first ``__`` is the method key
+    by which configs/sweeps/fair.py, probe.py and the report find a method's runs."""
+    return {"name": f"{key}__lr{lr:g}" + (f"__{knob}" if knob else ""), "label": label,
+            "set": {**fields, "generator.learning_rate": lr, "critic.learning_rate": lr}}
+
+
 def default_label(config: ml_collections.ConfigDict) -> str:
     """A run's label from its config: the method, and for α-scheduled methods the path."""
     m = methods.get(config.method)

@@ -21,7 +21,7 @@ read it. Declared before any run of the protocol was made.
 
 import ml_collections
 
-from bridge_jax.sweeps import constant_alpha
+from bridge_jax.sweeps import constant_alpha, grid_run
 
 LEARNING_RATES = (1e-3, 3e-3)
 SELECTION_SEEDS = (100, 3)  # (first seed, how many)
@@ -56,23 +56,13 @@ METHODS = (
 )
 
 
-def run_name(key: str, lr: float, knob: str) -> str:
-    """A grid point's run name, e.g. ``bridge__lr0.001__end0``."""
-    return f"{key}__lr{lr:g}__{knob}"
-
-
 def grid_runs() -> tuple[dict, ...]:
-    """Every (method, setting) of the grid as a sweep run; the label names the method,
-    so the report and the selection group a method's settings by it."""
-    runs = []
-    for key, label, method_fields, knobs in METHODS:
-        for lr in LEARNING_RATES:
-            for knob, fields in knobs:
-                runs.append({"name": run_name(key, lr, knob), "label": label,
-                             "set": {**method_fields, **fields,
-                                     "generator.learning_rate": lr,
-                                     "critic.learning_rate": lr}})
-    return tuple(runs)
+    """Every (method, setting) of the grid as a sweep run, e.g. ``bridge__lr0.001__end0``;
+    the label names the method, so the report and the selection group a method's
+    settings by it."""
+    return tuple(grid_run(key, label, lr, knob, {**method_fields, **fields})
+                 for key, label, method_fields, knobs in METHODS
+                 for lr in LEARNING_RATES for knob, fields in knobs)
 
 
 def get_config():

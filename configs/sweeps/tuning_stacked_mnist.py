@@ -29,7 +29,7 @@ core).
 
 import ml_collections
 
-from bridge_jax.sweeps import constant_alpha
+from bridge_jax.sweeps import constant_alpha, grid_run
 
 IMAGE_LR = 2e-4
 SELECTION_SEEDS = (100, 1)  # (first seed, how many)
@@ -76,14 +76,9 @@ METHODS = (
 def grid_runs() -> tuple[dict, ...]:
     """Every (method, setting) as a sweep run, e.g. ``vae__lr0.0005`` or
     ``bridge__lr0.0002__end0``; the label names the method."""
-    runs = []
-    for key, label, method_fields, settings in METHODS:
-        for lr, knob, fields in settings:
-            runs.append({"name": f"{key}__lr{lr:g}" + (f"__{knob}" if knob else ""),
-                         "label": label,
-                         "set": {**method_fields, **fields, "generator.learning_rate": lr,
-                                 "critic.learning_rate": lr}})
-    return tuple(runs)
+    return tuple(grid_run(key, label, lr, knob, {**method_fields, **fields})
+                 for key, label, method_fields, settings in METHODS
+                 for lr, knob, fields in settings)
 
 
 def get_config():
