@@ -359,29 +359,25 @@ def write(protocol, tuning: list[Run], evaluation: list[Run], out: str,
     rows = selection.stability(tuning, selection.check_success(protocol.success), LR_AXIS)
     rule = selection.check_rule(protocol.rule)
     chosen = selection.select(tuning, rule)
-    if not evaluation:
-        os.makedirs(out, exist_ok=True)
-        stem = _dataset(tuning)
-        plot = stability_plot(rows, os.path.join(out, f"stability_{stem}.png"))
-        path = os.path.join(out, f"fair_{stem}.md")
-        with open(path, "w") as f:
-            f.write(tuning_markdown(protocol, tuning, plot, rows, chosen, source))
-        return path
-    shipped = shipped_evaluation(chosen, rule, evaluation)
-    comparisons = fair_claims.claims(by_name, rows, shipped,
-                                     *fair_claims.protocol_metrics(protocol))
+    if evaluation:
+        shipped = shipped_evaluation(chosen, rule, evaluation)
+        comparisons = fair_claims.claims(by_name, rows, shipped,
+                                         *fair_claims.protocol_metrics(protocol))
     os.makedirs(out, exist_ok=True)
-    stem = _dataset(tuning + list(probes) + list(noise_tuning) + list(noise))
+    arms = [*probes, *noise_tuning, *noise] if evaluation else []  # shown with it only
+    stem = _dataset(tuning + arms)
     plot = stability_plot(rows, os.path.join(out, f"stability_{stem}.png"))
     path = os.path.join(out, f"fair_{stem}.md")
     with open(path, "w") as f:
         f.write(markdown(protocol, tuning, evaluation, plot, rows, comparisons, chosen,
-                         shipped, probes, source, noise_tuning=noise_tuning,
-                         noise=noise))
-    with open(os.path.join(out, f"claims_{stem}.md"), "w") as f:  # quoted by the README
-        f.write("\n".join(fair_claims.summary_lines(
-            comparisons, stem, f"docs/results/fair_{stem}.md",
-            fair_claims.grid_label(shipped))) + "\n")
+                         shipped, probes, source, noise_tuning=noise_tuning, noise=noise)
+                if evaluation else
+                tuning_markdown(protocol, tuning, plot, rows, chosen, source))
+    if evaluation:
+        with open(os.path.join(out, f"claims_{stem}.md"), "w") as f:  # quoted by the README
+            f.write("\n".join(fair_claims.summary_lines(
+                comparisons, stem, f"docs/results/fair_{stem}.md",
+                fair_claims.grid_label(shipped))) + "\n")
     return path
 
 

@@ -364,15 +364,14 @@ NOISE_SWEEP = load_module(SWEEPS / "regularisers.py")  # SELECTED_NOISE
 @pytest.mark.parametrize("dataset", sorted(NOISE_SWEEP.SELECTED_NOISE))
 def test_the_stored_noise_records_select_what_the_evaluate_arm_trains(dataset):
     assert "ring" in NOISE_SWEEP.SELECTED_NOISE
-    module = NOISE_SWEEP
     tuning, _ = _noise_records(dataset)
     protocol = _protocol(dataset)
     chosen = selection.select(tuning, selection.check_rule(protocol.rule))
     assert {best.run.split("__")[0]: best.run for best, _ in chosen.values()} == \
-        module.SELECTED_NOISE[dataset]
+        NOISE_SWEEP.SELECTED_NOISE[dataset]
     trained = config_from_file(SWEEPS / "regularisers.py", f"{dataset},evaluate")
     assert sorted(r["name"] for r in trained.sweep.runs) == sorted(
-        module.SELECTED_NOISE[dataset].values())
+        NOISE_SWEEP.SELECTED_NOISE[dataset].values())
 
 
 def test_every_dataset_with_a_selection_has_its_records_and_the_ring_is_one():
@@ -415,6 +414,19 @@ def test_the_fair_report_is_what_the_command_writes_from_the_stored_records(tmp_
     assert Path(path) == tmp_path / f"fair_{dataset}.md"
     assert ("has not run yet" in Path(path).read_text()) == (not evaluation)
     assert (tmp_path / f"claims_{dataset}.md").exists() == bool(evaluation)
+
+
+def test_without_an_evaluation_the_page_holds_the_selection_and_no_claims(tmp_path):
+    protocol = _protocol("ring")
+    tuning = fair_report.load_runs(_records("ring")[0])
+    path = Path(fair_report.write(protocol, tuning, [], str(tmp_path)))
+    text = path.read_text()
+    assert path == tmp_path / "fair_ring.md" and (tmp_path / "stability_ring.png").exists()
+    assert "has not run yet" in text and "evaluation seeds 0, 1, 2, 3, 4, 5, 6, 7, 8, 9 " \
+        "(declared)" in text
+    assert "| α-Bridge (cosine 1→α_end) | `bridge__lr0.001__end0` |" in text
+    assert "**selected**" in text and "## Claims" not in text
+    assert not (tmp_path / "claims_ring.md").exists()
 
 
 @pytest.mark.parametrize("dataset", SELECTED_DATASETS)
