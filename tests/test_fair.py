@@ -71,6 +71,14 @@ def test_stacked_mnist_gives_every_method_two_settings_in_two_halves_on_disjoint
     for half in halves:
         assert sorted(m.label for m in half) == sorted(per_label)  # one setting per method
     assert sorted(m.run for h in halves for m in h) == sorted(m.run for m in whole)
+    for i, half in enumerate(halves):  # one method of a half: the half's own group record
+        groups = {g[0].run.split("__")[0]: g for g in sweeps.group_members(half)}
+        for key in ("vae", "adaptive"):
+            variant = f"stacked_mnist,half{i},{key}"
+            alone = sweeps.group_members(
+                sweeps.expand(config_from_file(SWEEPS / "tune.py", variant)))
+            assert len(alone) == 1 and [m.record() for m in alone[0]] == [
+                m.record() for m in groups[key]]
     first, count = protocol.evaluation_seeds
     evaluation = set(range(first, first + count))
     assert evaluation == {10, 11, 12} and not evaluation & {100, 0, 1, 2}

@@ -13,7 +13,11 @@ selection seeds, evaluated once after the last step (the rule reads only final s
 - ``:stacked_mnist``: configs/sweeps/tuning_stacked_mnist.py's 2 settings × 1 selection
   seed per method on configs/sweeps/stacked_mnist.py's budget, 14 members one program
   each; ``:stacked_mnist,half0`` / ``,half1`` hold every method's first or second
-  setting, the halves run side by side.
+  setting, the halves run side by side. ``:stacked_mnist,half1,<method key>`` is that
+  half's member of one method, in a sweep named as the half (so its members.json is the
+  half's): when one half finishes first, its core takes the other half's last member in a
+  workdir of its own, and the finished group is moved into the half's workdir under the
+  half's directory name for it (``g<position>_<run>``), where the half's sweep skips it.
 
 The selected settings go to configs/sweeps/fair.py, which trains them on the evaluation
 seeds. ``,tiny`` is the test variant (one seed of the tiny config).
@@ -26,7 +30,9 @@ from bridge_jax.configuration import config_from_file
 HERE = pathlib.Path(__file__).parent
 VARIANTS = ("ring", "grid", "ring,tiny", "grid,tiny", "grid,lr0.001", "grid,lr0.003",
             "stacked_mnist", "stacked_mnist,tiny", "stacked_mnist,half0",
-            "stacked_mnist,half1")
+            "stacked_mnist,half1", *(f"stacked_mnist,half{i},{key}" for i in (0, 1)
+                                      for key in ("vae", "adversarial", "nsgan", "hybrid", "fgan",
+                                                  "bridge", "adaptive")))
 PROTOCOLS = {"ring": "tuning.py", "grid": "tuning.py",
              "stacked_mnist": "tuning_stacked_mnist.py"}
 
@@ -43,9 +49,12 @@ def protocol(dataset: str):
     return config_from_file(HERE / PROTOCOLS[dataset])
 
 
-def _part(runs, part: str):
+def _part(runs, part: str, key: str | None = None):
     """The grid points of one part: ``lr<value>`` (that learning rate) or ``half<i>``
-    (every method's i-th setting, in declared order)."""
+    (every method's i-th setting, in declared order); of the method ``key`` only, if
+    given."""
+    if key is not None:
+        return tuple(r for r in _part(runs, part) if r["name"].split("__")[0] == key)
     if part.startswith("lr"):
         return tuple(r for r in runs if f"__{part}__" in r["name"])
     index, seen = int(part[len("half"):]), {}
@@ -63,9 +72,9 @@ def get_config(arg: str = "ring"):
     tiny = variant == ["tiny"]
     config = experiment(dataset, tiny)
     tuning = protocol(dataset)
-    config.sweep.name = "_".join(["tune", dataset, *([] if tiny else variant)])
+    config.sweep.name = "_".join(["tune", dataset, *([] if tiny else variant[:1])])
     config.seed, config.sweep.num_seeds = tuning.selection_seeds
-    config.sweep.runs = _part(tuning.runs, variant[0]) if variant and not tiny else tuning.runs
+    config.sweep.runs = _part(tuning.runs, *variant) if variant and not tiny else tuning.runs
     config.sample_every = config.num_steps
     if tiny:
         config.sweep.num_seeds = 1
