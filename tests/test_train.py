@@ -118,14 +118,13 @@ def test_tiny_config_trains(trained, tfds_dir, name):
         for key in ("alpha", "generator_loss", "critic_loss", "param_norm", "negative_elbo"):
             assert math.isfinite(r[key]), (key, r)
         assert r["update_applied"] == 1.0
-    # α at steps 1 and 3: the cosine schedule from 1 to α_end over 4 steps (α_end is 0, or
-    # 0.25 on Stacked MNIST: configs/stacked_mnist.py); on the grid the shipped adaptive
-    # controller, which lowers α by its rate every step while the ELBO weights' smoothed
-    # ESS (1 at α = 1) stays above its band.
-    end = 0.25 if name == "stacked_mnist" else 0.0
+    # α at steps 1 and 3: the cosine schedule from 1 to α_end = 0 over 4 steps; on the grid
+    # and Stacked MNIST the shipped adaptive controller, which lowers α by its rate every
+    # step while the ELBO weights' smoothed ESS (1 at α = 1) stays above its band.
+    end = 0.0
     assert (config.alpha.start, config.alpha.end) == (1.0, end)
     if config.alpha.schedule == "adaptive":
-        assert name == "grid"
+        assert name in ("grid", "stacked_mnist")
         expected = [1.0 - s * config.alpha.adaptive.rate for s in (1, 3)]
     else:
         assert config.alpha.schedule == "cosine"

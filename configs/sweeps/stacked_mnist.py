@@ -1,5 +1,5 @@
 r"""The Stacked MNIST sweep of the README: every method of configs/sweeps/methods.py on
-configs/stacked_mnist.py's experiment at a CPU-sized budget (1,500 steps, 1 seed).
+configs/stacked_mnist_experiment.py's experiment at a CPU-sized budget (1,500 steps, 1 seed).
 
     python -m bridge_jax.main --config=configs/sweeps/stacked_mnist.py --workdir=runs/smnist
     python -m bridge_jax.report runs/smnist --out results/stacked_mnist
@@ -18,7 +18,7 @@ VARIANTS = ("tiny",)  # --config=FILE:tiny: a few steps of a small model, for te
 
 
 def get_config(arg: str | None = None):
-    config = config_from_file(HERE.parent / "stacked_mnist.py", arg)
+    config = config_from_file(HERE.parent / "stacked_mnist_experiment.py", arg)
     config.sweep.name = "stacked_mnist"
     config.sweep.runs = config_from_file(HERE / "methods.py").runs
     if arg is None:
