@@ -6,7 +6,8 @@ seeds, and the annealing ablation around the selected α-Bridge, paired by seed.
         --out docs/results
 
 ``SELECTED`` holds what ``bridge_jax.fair_report`` selected from the tuning sweep
-(configs/sweeps/tune.py) by the declared rule of configs/sweeps/tuning.py; a test checks
+(configs/sweeps/tune.py) by the declared rule of the dataset's protocol
+(configs/sweeps/tuning.py, tuning_stacked_mnist.py); a test checks
 that the stored tuning records select exactly these. The ablation (same lr and knobs as
 the selected α-Bridge, transition T = the experiment's ``alpha.transition_steps``):
 1 → 0 (cosine), 1 → α_end (the selected bridge itself), constant α_end, an ML warm start
@@ -30,7 +31,7 @@ TUNE = load_module(HERE / "tune.py")  # each dataset's experiment and declared p
 # costs 20–31 min on a core of the 2-core machine) runs by method: ",<method>".
 ENCODER_METHODS = ("vae", "adversarial", "bridge", "adaptive")
 
-# dataset → method key → the selected grid run (configs/sweeps/tuning.py run names)
+# dataset → method key → the selected grid run (run names of the dataset's protocol)
 SELECTED = {
     "ring": {"vae": "vae__lr0.003__sigma10", "adversarial": "adversarial__lr0.003__sigma1",
              "bridge": "bridge__lr0.001__end0",
