@@ -15,7 +15,7 @@ none); the 6 that finished reached 84.4 % HQ. It ends by printing the PacGAN sco
 import pathlib
 
 from bridge_jax.config_files import load_module
-from bridge_jax.configuration import config_from_file, set_field
+from bridge_jax.configuration import config_from_file
 
 HERE = pathlib.Path(__file__).parent
 
@@ -23,7 +23,5 @@ VARIANTS = ("tiny",)  # --config=FILE:tiny: a few steps of a small model, for te
 
 
 def get_config(arg: str | None = None):
-    config = config_from_file(HERE / "mixture.py", "grid" + (f",{arg}" if arg else ""))
-    for name, value in load_module(HERE / "sweeps" / "fair.py").shipped_fields("grid").items():
-        set_field(config, name, value)
-    return config
+    return load_module(HERE / "sweeps" / "fair.py").with_shipped_setting(
+        config_from_file(HERE / "mixture.py", "grid" + (f",{arg}" if arg else "")), "grid")

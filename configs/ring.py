@@ -13,7 +13,7 @@ HQ %, reverse KL).
 import pathlib
 
 from bridge_jax.config_files import load_module
-from bridge_jax.configuration import config_from_file, set_field
+from bridge_jax.configuration import config_from_file
 
 HERE = pathlib.Path(__file__).parent
 
@@ -21,7 +21,5 @@ VARIANTS = ("tiny",)  # --config=FILE:tiny: a few steps of a small model, for te
 
 
 def get_config(arg: str | None = None):
-    config = config_from_file(HERE / "mixture.py", "ring" + (f",{arg}" if arg else ""))
-    for name, value in load_module(HERE / "sweeps" / "fair.py").shipped_fields("ring").items():
-        set_field(config, name, value)
-    return config
+    return load_module(HERE / "sweeps" / "fair.py").with_shipped_setting(
+        config_from_file(HERE / "mixture.py", "ring" + (f",{arg}" if arg else "")), "ring")

@@ -15,7 +15,7 @@ to uniform from 26,000 decoder means) and FD-MNIST-classifier (not FID).
 import pathlib
 
 from bridge_jax.config_files import load_module
-from bridge_jax.configuration import config_from_file, set_field
+from bridge_jax.configuration import config_from_file
 
 HERE = pathlib.Path(__file__).parent
 
@@ -23,8 +23,5 @@ VARIANTS = ("tiny",)  # --config=FILE:tiny: a few steps of a small model, for te
 
 
 def get_config(arg: str | None = None):
-    config = config_from_file(HERE / "stacked_mnist_experiment.py", arg)
-    fields = load_module(HERE / "sweeps" / "fair.py").shipped_fields("stacked_mnist")
-    for name, value in fields.items():
-        set_field(config, name, value)
-    return config
+    return load_module(HERE / "sweeps" / "fair.py").with_shipped_setting(
+        config_from_file(HERE / "stacked_mnist_experiment.py", arg), "stacked_mnist")

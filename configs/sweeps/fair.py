@@ -18,6 +18,7 @@ adversarial endpoint alone (constant α = 0); variants that coincide are trained
 import pathlib
 
 from bridge_jax.config_files import load_module
+from bridge_jax.configuration import set_field
 from bridge_jax.sweeps import constant_alpha
 
 HERE = pathlib.Path(__file__).parent
@@ -60,11 +61,14 @@ VARIANTS = ("ring", "ring,encoder", "ring,no_encoder", "ring,tiny",
             *(f"stacked_mnist,{m}" for m in SELECTED["stacked_mnist"]))
 
 
-def shipped_fields(dataset: str) -> dict:
-    """The config fields (name → value) of ``SHIPPED[dataset]``, from the declared grid."""
+def with_shipped_setting(config, dataset: str):
+    """``config`` with every field of ``SHIPPED[dataset]`` (its ``set`` in the declared
+    grid) set on it: what configs/ring.py, grid.py and stacked_mnist.py ship."""
     tuning = TUNE.protocol(dataset)
-    return dict(next(r for r in tuning.runs if r["name"] == SHIPPED[dataset])["set"])
-
+    fields = next(r for r in tuning.runs if r["name"] == SHIPPED[dataset])["set"]
+    for name, value in fields.items():
+        set_field(config, name, value)
+    return config
 
 
 def ablation_runs(bridge: dict, transition_steps: int) -> list[dict]:
