@@ -41,6 +41,7 @@ from bridge_jax import fair_claims, selection
 from bridge_jax.evaluation.intervals import paired_difference, t_interval
 from bridge_jax.fair_claims import METRICS, fmt_interval, values
 from bridge_jax.report_data import ReportError, Run, load_workdir, refuse_uris
+from bridge_jax.sweeps import method_key
 
 PROG = "bridge_jax.fair_report"
 DEFAULT_PROTOCOL = "configs/sweeps/tuning.py"
@@ -161,7 +162,7 @@ def probe_lines(probes: list[Run], evaluation: list[Run], criterion,
     by_name = {r.name: r for r in evaluation}
     pairs = []
     for probe in probes:
-        method = probe.name.split("__")[0]
+        method = method_key(probe.name)
         if method not in by_name:
             raise ReportError(f"probe run {probe.name!r} has no evaluated run {method!r}")
         pairs.append((probe, by_name[method]))

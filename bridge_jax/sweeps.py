@@ -74,6 +74,12 @@ def grid_run(key: str, label: str, lr: float, knob: str, fields: dict[str, Any]
             "set": {**fields, "generator.learning_rate": lr, "critic.learning_rate": lr}}
 
 
+def method_key(run_name: str) -> str:
+    """The method key of a :func:`grid_run` name (or of a run named by that key alone):
+    the part before the first ``__``."""
+    return run_name.split("__")[0]
+
+
 def default_label(config: ml_collections.ConfigDict) -> str:
     """A run's label from its config: the method, and for α-scheduled methods the path."""
     m = methods.get(config.method)

@@ -31,6 +31,7 @@ Declared on 2026-12-07, before any run of it:
 import pathlib
 
 from bridge_jax.config_files import load_module
+from bridge_jax.sweeps import method_key
 
 HERE = pathlib.Path(__file__).parent
 FAIR = load_module(HERE / "fair.py")
@@ -47,7 +48,7 @@ VARIANTS = ("ring,tune", "grid,tune", "ring,tiny",
 def methods(dataset: str) -> dict[str, str]:
     """Method key → its selected grid run (the shipped α-Bridge's key is its own)."""
     shipped = FAIR.SHIPPED[dataset]
-    return {shipped.split("__")[0]: shipped,
+    return {method_key(shipped): shipped,
             **{key: FAIR.SELECTED[dataset][key] for key in BASELINES}}
 
 
@@ -71,7 +72,7 @@ def get_config(arg: str = "ring,tune"):
     if arm == "evaluate":
         chosen = SELECTED_NOISE[dataset]
         runs = [dict(r, label=f"{r['label']} σ₀={r['set']['critic.instance_noise']:g}, R1 off")
-                for r in runs if chosen.get(r["name"].split("__")[0]) == r["name"]]
+                for r in runs if chosen.get(method_key(r["name"])) == r["name"]]
         config.seed, config.sweep.num_seeds = tuning.evaluation_seeds
     else:
         config.seed, config.sweep.num_seeds = tuning.selection_seeds

@@ -26,15 +26,16 @@ seeds. ``,tiny`` is the test variant (one seed of the tiny config).
 import pathlib
 
 from bridge_jax.configuration import config_from_file
+from bridge_jax.sweeps import method_key
 
 HERE = pathlib.Path(__file__).parent
-VARIANTS = ("ring", "grid", "ring,tiny", "grid,tiny", "grid,lr0.001", "grid,lr0.003",
-            "stacked_mnist", "stacked_mnist,tiny", "stacked_mnist,half0",
-            "stacked_mnist,half1", *(f"stacked_mnist,half{i},{key}" for i in (0, 1)
-                                      for key in ("vae", "adversarial", "nsgan", "hybrid", "fgan",
-                                                  "bridge", "adaptive")))
 PROTOCOLS = {"ring": "tuning.py", "grid": "tuning.py",
              "stacked_mnist": "tuning_stacked_mnist.py"}
+VARIANTS = ("ring", "grid", "ring,tiny", "grid,tiny", "grid,lr0.001", "grid,lr0.003",
+            "stacked_mnist", "stacked_mnist,tiny", "stacked_mnist,half0",
+            "stacked_mnist,half1",
+            *(f"stacked_mnist,half{i},{key}" for i in (0, 1) for key in config_from_file(
+                HERE / PROTOCOLS["stacked_mnist"]).methods))
 
 
 def experiment(dataset: str, tiny: bool):
@@ -54,13 +55,13 @@ def _part(runs, part: str, key: str | None = None):
     (every method's i-th setting, in declared order); of the method ``key`` only, if
     given."""
     if key is not None:
-        return tuple(r for r in _part(runs, part) if r["name"].split("__")[0] == key)
+        return tuple(r for r in _part(runs, part) if method_key(r["name"]) == key)
     if part.startswith("lr"):
         return tuple(r for r in runs if f"__{part}__" in r["name"])
     index, seen = int(part[len("half"):]), {}
     picked = []
     for run in runs:
-        key = run["name"].split("__")[0]
+        key = method_key(run["name"])
         if seen.get(key, 0) == index:
             picked.append(run)
         seen[key] = seen.get(key, 0) + 1
