@@ -17,15 +17,16 @@ import logging
 import math
 import time
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")  # headless: files only
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from bridge_jax import storage  # noqa: E402
+from bridge_jax import storage
 
 log = logging.getLogger(__name__)
+
+# Pictures use matplotlib's object API (Figure with its default Agg canvas,
+# matplotlib.image), imported on first use: no pyplot state shared between the picture
+# thread and a user's own plots, no backend switch, and a run that draws nothing does
+# not pay the import (0.5 s with pyplot).
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -141,8 +142,10 @@ class MetricWriter:
         """Adds a saved PNG to TensorBoard as an image."""
         if not self.enabled:
             return
+        from matplotlib import image as mpl_image
+
         with storage.path(png_path).open("rb") as f:
-            image = plt.imread(f, format="png")[..., :3]
+            image = mpl_image.imread(f, format="png")[..., :3]
         self._tb.add_image(name, image, int(step), dataformats="HWC")
 
     def close(self) -> None:
@@ -209,7 +212,10 @@ def read_metrics(workdir: str, kind: str = "train") -> list[dict]:
 def save_scatter(samples: np.ndarray, path: str, centers: np.ndarray | None = None,
                  title: str = "", limit: float | None = None) -> None:
     """Scatter plot of 2-D samples, with the mixture's centres marked."""
-    fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4, 4), dpi=100)
+    ax = fig.subplots()
     ax.scatter(samples[:, 0], samples[:, 1], s=2, alpha=0.4, color="tab:blue", linewidths=0)
     if centers is not None:
         ax.scatter(centers[:, 0], centers[:, 1], s=30, marker="x", color="tab:red")
@@ -225,7 +231,6 @@ def save_scatter(samples: np.ndarray, path: str, centers: np.ndarray | None = No
     fig.subplots_adjust(left=0.12, right=0.97, bottom=0.08, top=0.93)
     with storage.path(path).open("wb") as f:
         fig.savefig(f, format="png")
-    plt.close(fig)
 
 
 def image_grid(images: np.ndarray, columns: int = 8) -> np.ndarray:
@@ -242,8 +247,10 @@ def image_grid(images: np.ndarray, columns: int = 8) -> np.ndarray:
 def save_image_grid(images: np.ndarray, path: str, columns: int = 8) -> None:
     """Saves an image grid as PNG (grey for one channel)."""
     grid = np.clip(image_grid(images, columns), 0.0, 1.0)
+    from matplotlib import image as mpl_image
+
     with storage.path(path).open("wb") as f:
         if grid.shape[-1] == 1:
-            plt.imsave(f, grid[..., 0], cmap="gray", vmin=0.0, vmax=1.0, format="png")
+            mpl_image.imsave(f, grid[..., 0], cmap="gray", vmin=0.0, vmax=1.0, format="png")
         else:
-            plt.imsave(f, grid, format="png")
+            mpl_image.imsave(f, grid, format="png")
