@@ -111,7 +111,7 @@ def test_stacked_mnist_claims_read_sharpness_from_fd_where_lower_is_better():
     bridge = run("bridge", "α-Bridge (cosine 1→α_end) [b]",
                  [(999, 0.27, 170.0), (998, 0.30, 168.0), (999, 0.28, 175.0)])
     vae = run("vae", "VAE (α≡1) [v]", [(999, 0.05, 320.0), (998, 0.06, 330.0),
-                                         (1000, 0.05, 310.0)])
+                                         (999, 0.05, 310.0)])  # the same modes per seed
     nsgan = run("nsgan", "NS-GAN [n]", [(600, 2.2, 240.0), (580, 2.3, 250.0),
                                          (620, 2.1, 245.0)])
     sharper = run("adversarial", "Adversarial (α≡0) [a]",
@@ -122,7 +122,7 @@ def test_stacked_mnist_claims_read_sharpness_from_fd_where_lower_is_better():
         {r.name: r for r in (bridge, vae, nsgan, sharper, warm)}, [], None, metrics,
         claim_metrics)
     verdicts = {(c.claim, c.against): c for c in comparisons}
-    assert verdicts[(fair_claims.KEEPS_MODES, "VAE (α≡1)")].verdict == "holds"
+    assert verdicts[(fair_claims.KEEPS_MODES, "VAE (α≡1)")].verdict == "holds"  # a tie
     assert verdicts[(fair_claims.AS_SHARP, "NS-GAN")].verdict == "holds"  # FD 171 < 245
     worse = verdicts[(fair_claims.AS_SHARP, "Adversarial (α≡0)")]
     assert worse.verdict == "does not hold" and worse.measured.startswith(
@@ -182,8 +182,10 @@ def test_t_intervals_match_the_textbook_formula():
 
 
 def test_claim_verdicts_follow_the_paired_intervals():
-    """"No worse" holds unless the interval says worse; "better" needs the interval to
-    say better; the summary is "does not hold" as soon as one comparison fails."""
+    """"No worse" holds when the interval lies on the α-Bridge's side of 0 (a tie at every
+    seed included), fails when it says worse, and is open when it straddles 0; "better"
+    needs the interval to say better; the summary is "does not hold" as soon as one
+    comparison fails."""
     seeds = [(8, 0.95, 0.01), (8, 0.96, 0.01), (8, 0.94, 0.02)]
     bridge = _run("bridge", "α-Bridge [b]", seeds)
     same = _run("x", "X [x]", seeds)
@@ -200,6 +202,16 @@ def test_claim_verdicts_follow_the_paired_intervals():
     assert [c.verdict for c in (keep, sharp, tied, beats)] == [
         "holds", "does not hold", "not separated", "holds"]
     assert sharp.measured.startswith("Δ HQ -4.0 [") and beats.against == "warm"
+    # 0.8 points below on average, one seed above: the interval straddles 0, so "as sharp"
+    # is not shown (it held before 2026-12-08, when only a "worse" interval failed it)
+    close = _run("fgan", "f-GAN [f]", [(8, 0.97, 0.01), (8, 0.955, 0.01), (8, 0.95, 0.0)])
+    straddles = fair_claims.paired(fair_claims.AS_SHARP, bridge, close, "hq_fraction", "HQ",
+                                   100.0, no_worse=True)
+    assert straddles.measured.startswith("Δ HQ -0.8 [") and straddles.verdict == "not separated"
+    # lower is better (KL): shown no worse needs the interval's top at or below 0
+    kl = fair_claims.paired(fair_claims.AS_SHARP, bridge, close, "reverse_kl", "KL", 1.0,
+                            "min", no_worse=True)
+    assert kl.verdict == "not separated"  # KL differences 0, 0, +0.02 straddle 0
     summary = fair_claims.summary_lines([keep, sharp, tied, beats], "ring", "x.md")
     assert "| keeps maximum likelihood's modes | **holds** | all" in summary[2]
     assert "| **does not hold** | NS-GAN" in summary[3]
