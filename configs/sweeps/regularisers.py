@@ -40,6 +40,8 @@ NOISE_LEVELS = (0.1, 0.5)
 # dataset → method key → the selected run of the tune arm (filled from its records)
 SELECTED_NOISE = {
     "ring": {"bridge": "bridge__noise0.1", "fgan": "fgan__noise0.1", "nsgan": "nsgan__noise0.1"},
+    "grid": {"adaptive": "adaptive__noise0.5", "fgan": "fgan__noise0.5",
+             "nsgan": "nsgan__noise0.5"},
 }
 VARIANTS = ("ring,tune", "grid,tune", "ring,tiny",
             *(f"{dataset},evaluate" for dataset in SELECTED_NOISE))
