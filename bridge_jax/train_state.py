@@ -20,6 +20,7 @@ part of the program, not of the data, so checkpoints hold arrays only.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import jax
@@ -145,6 +146,15 @@ def model_config(config: ml_collections.ConfigDict) -> models_lib.ModelConfig:
     )
 
 
+@functools.cache
+def _init_program(models: models_lib.Models, example_shape: tuple[int, ...], latent_dim: int):
+    """models_lib.init_params as one compiled program of the key, one per (models, shape):
+    op by op it compiled a few hundred tiny programs (5-25 s for the image models on a
+    CPU), and a sweep's members, whose models compare equal, share it. Same bits as the
+    op-by-op values."""
+    return jax.jit(lambda key: models_lib.init_params(models, key, example_shape, latent_dim))
+
+
 def create_train_state(
     config: ml_collections.ConfigDict,
     models: models_lib.Models,
@@ -155,25 +165,18 @@ def create_train_state(
     α controller's state for ``alpha.schedule='adaptive'``)."""
     from bridge_jax import configuration
 
+    init_key, state_key = jax.random.split(rng)
+    params = _init_program(models, tuple(int(d) for d in example_shape),
+                           int(config.model.latent_dim))(init_key)
     gen_tx = make_optimizer(config.generator, decay_steps(config, "generator"))
     critic_tx = make_optimizer(config.critic, decay_steps(config, "critic"))
-    latent_dim = int(config.model.latent_dim)
-
-    def initial_arrays(key):
-        init_key, state_key = jax.random.split(key)
-        params = models_lib.init_params(models, init_key, example_shape, latent_dim)
-        gen_params = {k: params[k] for k in GENERATOR_KEYS}
-        return params, gen_tx.init(gen_params), critic_tx.init(params["critic"]), state_key
-
-    # One compiled program instead of a few hundred op-by-op dispatches, each compiled on
-    # first use (5-25 s for the image models on a CPU); the values are the same bits.
-    params, gen_opt_state, critic_opt_state, state_key = jax.jit(initial_arrays)(rng)
+    gen_params = {k: params[k] for k in GENERATOR_KEYS}
     adaptive = configuration.adaptive_alpha(config)
     return TrainState(
         step=jnp.zeros((), jnp.int32),
         params=params,
-        gen_opt_state=gen_opt_state,
-        critic_opt_state=critic_opt_state,
+        gen_opt_state=gen_tx.init(gen_params),
+        critic_opt_state=critic_tx.init(params["critic"]),
         rng=state_key,
         nonfinite_count=jnp.zeros((), jnp.int32),
         first_nonfinite_step=jnp.full((), -1, jnp.int32),
