@@ -11,7 +11,6 @@ compiled once.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
@@ -31,7 +30,13 @@ import pytest
 from flax import serialization
 
 from bridge_jax import checkpointing, configuration, data, members, reporting, train
-from tests.train_helpers import PoisonedDataset, cache_dir, fast_compiles, subprocess_env
+from tests.train_helpers import (
+    PoisonedDataset,
+    cache_dir,
+    fast_compiles,
+    load_config,
+    subprocess_env,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = f"{ROOT / 'configs' / 'ring.py'}:tiny"
@@ -48,10 +53,7 @@ KEEP = 3
 
 
 def _ring_config(arg: str | None = "tiny") -> ml_collections.ConfigDict:
-    spec = importlib.util.spec_from_file_location("_ring_config", ROOT / "configs" / "ring.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(arg)
+    return load_config("ring", arg)
 
 
 def _cli(workdir, *extra) -> list[str]:
